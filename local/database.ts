@@ -24,7 +24,11 @@ export async function listMigrations(): Promise<Migration[]> {
   for await (const entry of Deno.readDir(dir)) {
     const match = /^(\d{14})_(.+)\.sql$/.exec(entry.name);
     if (!entry.isFile || !match) continue;
-    found.push({ version: match[1], name: match[2], path: new URL(entry.name, dir) });
+    found.push({
+      version: match[1],
+      name: match[2],
+      path: new URL(entry.name, dir),
+    });
   }
   return found.sort((a, b) => a.version.localeCompare(b.version));
 }
@@ -47,7 +51,10 @@ export async function prepareDatabase(
   url: string,
   options: { seed?: boolean } = {},
 ): Promise<string[]> {
-  await runScript(url, await Deno.readTextFile(new URL("local/sql/bootstrap.sql", ROOT)));
+  await runScript(
+    url,
+    await Deno.readTextFile(new URL("local/sql/bootstrap.sql", ROOT)),
+  );
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   const applied: string[] = [];
   let fresh = false;
@@ -68,7 +75,9 @@ export async function prepareDatabase(
       applied.push(migration.version);
     }
     if (fresh && (options.seed ?? true)) {
-      await sql.unsafe(await Deno.readTextFile(new URL("supabase/seed.sql", ROOT)));
+      await sql.unsafe(
+        await Deno.readTextFile(new URL("supabase/seed.sql", ROOT)),
+      );
     }
   } finally {
     await sql.end();
@@ -102,7 +111,10 @@ export async function createDatabase(
 }
 
 /** Drops a database, disconnecting its clients. */
-export async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+export async function dropDatabase(
+  serverUrl: string,
+  name: string,
+): Promise<void> {
   const sql = postgres(serverUrl, { max: 1, onnotice: () => {} });
   try {
     await sql.unsafe(`drop database if exists "${name}" with (force)`);

@@ -25,23 +25,45 @@ function binDir(): string {
 }
 
 async function run(cmd: string, args: string[]): Promise<void> {
-  const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" })
+  const out = await new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   if (!out.success) {
-    const text = new TextDecoder().decode(out.stderr) || new TextDecoder().decode(out.stdout);
+    const text = new TextDecoder().decode(out.stderr) ||
+      new TextDecoder().decode(out.stdout);
     throw new Error(`Command failed: ${cmd} ${args.join(" ")}: ${text.trim()}`);
   }
 }
 
 async function runAsPostgresUser(): Promise<string[]> {
   if (Deno.uid() !== 0) return [];
-  const exists = await new Deno.Command("id", { args: ["postgres"], stdout: "null", stderr: "null" })
+  const exists = await new Deno.Command("id", {
+    args: ["postgres"],
+    stdout: "null",
+    stderr: "null",
+  })
     .output();
   if (!exists.success) {
     await run("groupadd", ["-f", "postgres"]);
-    await run("useradd", ["-g", "postgres", "-M", "-s", "/usr/sbin/nologin", "postgres"]);
+    await run("useradd", [
+      "-g",
+      "postgres",
+      "-M",
+      "-s",
+      "/usr/sbin/nologin",
+      "postgres",
+    ]);
   }
-  return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"];
+  return [
+    "setpriv",
+    "--reuid=postgres",
+    "--regid=postgres",
+    "--init-groups",
+    "--",
+  ];
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -54,13 +76,22 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-async function waitUntilReady(url: string, child: Deno.ChildProcess): Promise<void> {
+async function waitUntilReady(
+  url: string,
+  child: Deno.ChildProcess,
+): Promise<void> {
   let exited = false;
   child.status.then(() => (exited = true));
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
-    if (exited) throw new Error("Postgres exited during start-up; see its log above");
-    const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 2 });
+    if (exited) {
+      throw new Error("Postgres exited during start-up; see its log above");
+    }
+    const sql = postgres(url, {
+      max: 1,
+      onnotice: () => {},
+      connect_timeout: 2,
+    });
     try {
       await sql`select 1`;
       return;
@@ -83,10 +114,14 @@ export async function startPostgres(
   const bin = binDir();
   const prefix = await runAsPostgresUser();
   const owned = (cmd: string, args: string[]): [string, string[]] =>
-    prefix.length === 0 ? [cmd, args] : [prefix[0], [...prefix.slice(1), cmd, ...args]];
+    prefix.length === 0
+      ? [cmd, args]
+      : [prefix[0], [...prefix.slice(1), cmd, ...args]];
 
   await Deno.mkdir(options.dataDir, { recursive: true });
-  if (prefix.length > 0) await run("chown", ["-R", "postgres:postgres", options.dataDir]);
+  if (prefix.length > 0) {
+    await run("chown", ["-R", "postgres:postgres", options.dataDir]);
+  }
   if (!(await exists(`${options.dataDir}/PG_VERSION`))) {
     const pwfile = `${options.dataDir}/../.pgpass-init`;
     await Deno.writeTextFile(pwfile, PASSWORD);
@@ -119,12 +154,17 @@ export async function startPostgres(
     "-c",
     "fsync=off",
   ]);
-  const child = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).spawn();
+  const child = new Deno.Command(cmd, {
+    args,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   const log = options.log ?? (() => {});
   void pipeLines(child.stdout, log);
   void pipeLines(child.stderr, log);
 
-  const url = `postgres://postgres:${PASSWORD}@127.0.0.1:${options.port}/postgres`;
+  const url =
+    `postgres://postgres:${PASSWORD}@127.0.0.1:${options.port}/postgres`;
   try {
     await waitUntilReady(url, child);
   } catch (error) {

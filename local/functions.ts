@@ -1,0 +1,41 @@
+/**
+ * The functions the local gateway serves, each wired from the environment by the same
+ * code its `index.ts` uses when deployed.
+ *
+ * @module
+ */
+import type { Env } from "../supabase/functions/_shared/config.ts";
+import type { Handler } from "../supabase/functions/_shared/http.ts";
+import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/handler.ts";
+
+/** A function wired from an environment. */
+export type FunctionFactory = (
+  env: Env,
+) => { handler: Handler; close(): Promise<void> };
+
+/** Every deployed function, by name (its URL segment). */
+export const FUNCTIONS: Record<string, FunctionFactory> = {
+  "create-checkout-session": checkoutFromEnv,
+};
+
+/** Reads `verify_jwt` of each `[functions.<name>]` section of supabase/config.toml. */
+export async function readVerifyJwt(): Promise<Map<string, boolean>> {
+  const text = await Deno.readTextFile(
+    new URL("../supabase/config.toml", import.meta.url),
+  );
+  const result = new Map<string, boolean>();
+  let current: string | null = null;
+  for (const raw of text.split("\n")) {
+    const line = raw.replace(/#.*$/, "").trim();
+    const section = /^\[functions\.([\w-]+)\]$/.exec(line);
+    if (section) {
+      current = section[1];
+      result.set(current, true);
+      continue;
+    }
+    if (line.startsWith("[")) current = null;
+    const setting = /^verify_jwt\s*=\s*(true|false)$/.exec(line);
+    if (current && setting) result.set(current, setting[1] === "true");
+  }
+  return result;
+}

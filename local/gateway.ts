@@ -1,0 +1,146 @@
+/**
+ * A local stand-in for the Supabase API gateway: `/functions/v1/<name>` runs that
+ * function's handler in this process (checking the JWT first unless the function has
+ * `verify_jwt = false`), `/auth/v1/.well-known/jwks.json` serves the project's public
+ * key, and `EdgeRuntime.waitUntil` keeps background work alive as on the platform.
+ *
+ * @module
+ */
+import { importJWK, type JWK, jwtVerify } from "jose";
+import type { Env } from "../supabase/functions/_shared/config.ts";
+import {
+  corsHeaders,
+  type Handler,
+} from "../supabase/functions/_shared/http.ts";
+import type { Logger } from "../supabase/functions/_shared/log.ts";
+import { FUNCTIONS, readVerifyJwt } from "./functions.ts";
+
+/** A running gateway. */
+export interface Gateway {
+  url: string;
+  port: number;
+  /** Resolves once all background work (waitUntil) has settled. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+const pending = new Set<Promise<unknown>>();
+
+/** Installs `EdgeRuntime.waitUntil` (once per process) tracking background work. */
+function installEdgeRuntime(log: Logger): void {
+  const global = globalThis as {
+    EdgeRuntime?: { waitUntil(p: Promise<unknown>): void };
+  };
+  if (global.EdgeRuntime) return;
+  global.EdgeRuntime = {
+    waitUntil(promise) {
+      const tracked = promise.catch((error) =>
+        log.error("Background task failed", { error })
+      )
+        .finally(() => pending.delete(tracked));
+      pending.add(tracked);
+    },
+  };
+}
+
+function gatewayError(status: number, code: string, message: string): Response {
+  return new Response(JSON.stringify({ code, message }), {
+    status,
+    headers: { ...corsHeaders, "Content-Type": "application/json" },
+  });
+}
+
+/** Starts the gateway on `port` (0 picks a free one) serving the functions with `env`. */
+export async function startGateway(options: {
+  port: number;
+  env: (url: string) => Env;
+  publicJwk: JWK;
+  log: Logger;
+  ready?: () => boolean;
+}): Promise<Gateway> {
+  installEdgeRuntime(options.log);
+  const verifyJwt = await readVerifyJwt();
+  const key = await importJWK(options.publicJwk, "ES256");
+  const handlers = new Map<
+    string,
+    { handler: Handler; close(): Promise<void> }
+  >();
+
+  const route = async (req: Request): Promise<Response> => {
+    const url = new URL(req.url);
+    if (url.pathname === "/health") {
+      const ready = options.ready?.() ?? true;
+      return Response.json({ status: ready ? "ok" : "starting" }, {
+        status: ready ? 200 : 503,
+      });
+    }
+    if (url.pathname === "/auth/v1/.well-known/jwks.json") {
+      return Response.json({ keys: [options.publicJwk] }, {
+        headers: { "Cache-Control": "public, max-age=600" },
+      });
+    }
+    const match = /^\/functions\/v1\/([\w-]+)(\/.*)?$/.exec(url.pathname);
+    if (!match || !(match[1] in FUNCTIONS)) {
+      return gatewayError(404, "NOT_FOUND", "Requested function was not found");
+    }
+    const name = match[1];
+    if (req.method !== "OPTIONS" && (verifyJwt.get(name) ?? true)) {
+      const auth = req.headers.get("Authorization");
+      const token = auth?.match(/^Bearer\s+(\S+)$/i)?.[1];
+      if (!token) {
+        return gatewayError(
+          401,
+          "UNAUTHORIZED_NO_AUTH_HEADER",
+          "Missing authorization header",
+        );
+      }
+      try {
+        await jwtVerify(token, key, { algorithms: ["ES256"] });
+      } catch {
+        return gatewayError(
+          401,
+          "UNAUTHORIZED_INVALID_JWT_FORMAT",
+          "Invalid JWT",
+        );
+      }
+    }
+    const fn = handlers.get(name);
+    if (!fn) {
+      return gatewayError(503, "FUNCTION_NOT_READY", "Function is starting");
+    }
+    // The platform hands the function a URL without the /functions/v1 prefix.
+    const inner = new URL(`/${name}${match[2] ?? ""}${url.search}`, url);
+    return await fn.handler(new Request(inner, req));
+  };
+
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: options.port,
+    onListen() {},
+  }, route);
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  // Wired once, up front, so a configuration error stops start-up like on the platform.
+  try {
+    const env = options.env(url);
+    for (const [name, factory] of Object.entries(FUNCTIONS)) {
+      handlers.set(name, factory(env));
+    }
+  } catch (error) {
+    await server.shutdown();
+    await Promise.all([...handlers.values()].map((fn) => fn.close()));
+    throw error;
+  }
+  return {
+    url,
+    port: server.addr.port,
+    async idle() {
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+    },
+    async close() {
+      await server.shutdown();
+      while (pending.size > 0) await Promise.allSettled([...pending]);
+      await Promise.all([...handlers.values()].map((fn) => fn.close()));
+      handlers.clear();
+    },
+  };
+}

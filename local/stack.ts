@@ -1,0 +1,204 @@
+/**
+ * The whole backend, locally and without Docker: Postgres (embedded, or the server in
+ * DATABASE_URL) prepared like a Supabase project, the Stripe sandbox, and the gateway
+ * running every function in process. `npm start` runs it in the foreground; the tests
+ * start one per test file on free ports.
+ *
+ * @module
+ */
+import type { Env } from "../supabase/functions/_shared/config.ts";
+import {
+  createLogger,
+  type Logger,
+} from "../supabase/functions/_shared/log.ts";
+import { loadCatalogue } from "./catalogue.ts";
+import { prepareDatabase } from "./database.ts";
+import { type Gateway, startGateway } from "./gateway.ts";
+import { generateLocalKeys, loadOrCreateKeys, type LocalKeys } from "./keys.ts";
+import { type PostgresServer, startPostgres } from "./postgres.ts";
+import {
+  startStripeSandbox,
+  type StripeSandbox,
+} from "./stripe-sandbox/mod.ts";
+
+/** Fixed ports of `npm start` (Supabase's own defaults where it has them). */
+export const DEFAULT_PORTS = { gateway: 54321, db: 54322, stripe: 54330 };
+
+/** How to start the stack. */
+export interface StackOptions {
+  /** Folder for local state (keys, Postgres data); default `.local`. */
+  stateDir?: string;
+  /** Use this database instead of starting embedded Postgres. */
+  databaseUrl?: string;
+  ports?: Partial<typeof DEFAULT_PORTS>;
+  /** Fresh keys in memory instead of the ones kept in `stateDir`. */
+  ephemeralKeys?: boolean;
+  /** Delays between Stripe webhook retries. */
+  stripeRetryDelaysMs?: number[];
+  /** Extra variables for the functions (e.g. ALERT_WEBHOOK_URL). */
+  env?: Env;
+  log?: Logger;
+}
+
+/** A running stack. */
+export interface Stack {
+  /** The variables the functions see (also written to `.env.local` by `npm start`). */
+  env: Env;
+  keys: LocalKeys;
+  databaseUrl: string;
+  gateway: Gateway;
+  stripe: StripeSandbox;
+  /** Migration versions this start applied. */
+  applied: string[];
+  /** Waits for background work: function `waitUntil` tasks and webhook deliveries. */
+  idle(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts everything; on failure, stops what had started. */
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const log = options.log ?? createLogger({ component: "stack" });
+  const stateDir = options.stateDir ??
+    new URL("../.local", import.meta.url).pathname;
+  const ports = { ...DEFAULT_PORTS, ...options.ports };
+  const stops: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop();
+    stops.length = 0;
+  };
+  try {
+    await Deno.mkdir(stateDir, { recursive: true });
+    const keys = options.ephemeralKeys
+      ? await generateLocalKeys()
+      : await loadOrCreateKeys(`${stateDir}/keys.json`);
+
+    let databaseUrl = options.databaseUrl;
+    if (!databaseUrl) {
+      const pg: PostgresServer = await startPostgres({
+        dataDir: `${stateDir}/postgres`,
+        port: ports.db,
+        log: (line) => log.debug(line, { component: "postgres" }),
+      });
+      stops.push(() => pg.stop());
+      databaseUrl = pg.url;
+    }
+    const applied = await prepareDatabase(databaseUrl);
+
+    const catalogue = await loadCatalogue();
+    const stripe = await startStripeSandbox({
+      catalogue,
+      secretKey: keys.stripeSecretKey,
+      webhookSecret: keys.stripeWebhookSecret,
+      port: ports.stripe,
+      retryDelaysMs: options.stripeRetryDelaysMs,
+    });
+    stops.push(() => stripe.close());
+
+    const dbUrl = databaseUrl;
+    let env: Env = {};
+    const gateway = await startGateway({
+      port: ports.gateway,
+      publicJwk: keys.publicJwk,
+      log,
+      env: (url) => {
+        env = {
+          SUPABASE_URL: url,
+          SUPABASE_DB_URL: dbUrl,
+          SUPABASE_ANON_KEY: keys.anonKey,
+          SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
+          SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({
+            default: keys.publishableKey,
+          }),
+          SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.secretKey }),
+          SUPABASE_JWKS: JSON.stringify({ keys: [keys.publicJwk] }),
+          STRIPE_SECRET_KEY: keys.stripeSecretKey,
+          STRIPE_WEBHOOK_SECRET: keys.stripeWebhookSecret,
+          STRIPE_API_BASE: stripe.url,
+          SITE_URL: "http://127.0.0.1:3000",
+          ...options.env,
+        };
+        return env;
+      },
+    });
+    stops.push(() => gateway.close());
+    stripe.setWebhookUrl(`${gateway.url}/functions/v1/stripe-webhook`);
+
+    return {
+      env,
+      keys,
+      databaseUrl: dbUrl,
+      gateway,
+      stripe,
+      applied,
+      async idle() {
+        await stripe.idle();
+        await gateway.idle();
+      },
+      close: stopAll,
+    };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** The `.env.local` text for a running stack. */
+export function dotenv(env: Env): string {
+  const lines = Object.entries(env)
+    .filter((entry): entry is [string, string] => entry[1] !== undefined)
+    .map(([key, value]) =>
+      `${key}=${/^[\w.:/@-]*$/.test(value) ? value : `'${value}'`}`
+    );
+  return `# Written by \`npm start\` (local/stack.ts). Local values only; see .env.example.\n${
+    lines.join("\n")
+  }\n`;
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const verbose = Deno.env.get("LOG_LEVEL") === "debug";
+  const log = createLogger({ component: "stack" }, {
+    write: (line) => {
+      if (verbose || !line.includes('"level":"debug"')) console.log(line);
+    },
+  });
+  const stack = await startStack({
+    databaseUrl: Deno.env.get("DATABASE_URL"),
+    log,
+  });
+  const root = new URL("../", import.meta.url).pathname;
+  await Deno.writeTextFile(`${root}.env.local`, dotenv(stack.env), {
+    mode: 0o600,
+  });
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    console.log("\nStopping…");
+    await stack.close();
+    console.log("Stopped.");
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+
+  const seconds = ((performance.now() - started) / 1000).toFixed(1);
+  console.log(`
+Game-server shop backend is running (ready in ${seconds} s)
+
+  Functions   ${stack.gateway.url}/functions/v1/<name>
+  Health      ${stack.gateway.url}/health
+  Database    ${stack.databaseUrl.replace(/:[^:@/]+@/, ":***@")}
+  Stripe      ${stack.stripe.url}  (sandbox; control calls under /_sandbox)
+  Migrations  ${stack.applied.length} applied now
+  Env         .env.local (SUPABASE_URL, keys, STRIPE_*, ...)
+
+  Token       npm run token -- alice@example.com
+  Stop        Ctrl-C
+`);
+}
+
+if (import.meta.main) {
+  await main();
+}

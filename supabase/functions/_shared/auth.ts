@@ -1,0 +1,119 @@
+/**
+ * Who is calling. User functions verify the caller's access token with
+ * `supabase.auth.getClaims` (ES256 tokens against the project's JWKS, cached; legacy
+ * HS256 ones through Auth). Service-only functions accept the service-role JWT as a
+ * bearer token or a secret key (`sb_secret_…`) in the `apikey` header, and refuse users.
+ *
+ * @module
+ */
+import { createClient } from "@supabase/supabase-js";
+import { z } from "zod";
+import { HttpError } from "./errors.ts";
+
+/** A signed-in customer. */
+export interface AuthUser {
+  id: string;
+  email: string | null;
+}
+
+/** Verifies the bearer token of a request and answers its user. */
+export type UserVerifier = (req: Request) => Promise<AuthUser>;
+
+const UserClaims = z.object({
+  sub: z.uuid(),
+  role: z.literal("authenticated"),
+  email: z.string().optional(),
+});
+
+/** The bearer token of a request, if any. */
+export function bearerToken(req: Request): string | null {
+  const header = req.headers.get("Authorization") ?? "";
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  return match ? match[1] : null;
+}
+
+/** A verifier for user access tokens issued by the project at `supabaseUrl`. */
+export function createUserVerifier(
+  supabaseUrl: string,
+  anonKey: string,
+): UserVerifier {
+  const supabase = createClient(supabaseUrl, anonKey, {
+    auth: {
+      persistSession: false,
+      autoRefreshToken: false,
+      detectSessionInUrl: false,
+    },
+  });
+  return async (req) => {
+    const token = bearerToken(req);
+    if (!token) {
+      throw new HttpError(401, "unauthorized", "Missing bearer token");
+    }
+    const { data, error } = await supabase.auth.getClaims(token);
+    if (error || !data) {
+      throw new HttpError(
+        401,
+        "unauthorized",
+        "Invalid or expired access token",
+      );
+    }
+    const claims = UserClaims.safeParse(data.claims);
+    if (!claims.success) {
+      throw new HttpError(
+        401,
+        "unauthorized",
+        "A signed-in user's access token is required",
+      );
+    }
+    return { id: claims.data.sub, email: claims.data.email ?? null };
+  };
+}
+
+function sameSecret(a: string, b: string): boolean {
+  const left = new TextEncoder().encode(a);
+  const right = new TextEncoder().encode(b);
+  let diff = left.length ^ right.length;
+  for (let i = 0; i < Math.max(left.length, right.length); i++) {
+    diff |= (left[i] ?? 0) ^ (right[i] ?? 0);
+  }
+  return diff === 0;
+}
+
+/** Which credentials prove a service caller. */
+export interface ServiceCredentials {
+  serviceRoleKey: string;
+  secretKeys?: string[];
+}
+
+/** Whether the request carries service credentials. */
+export function isServiceRequest(
+  req: Request,
+  credentials: ServiceCredentials,
+): boolean {
+  const token = bearerToken(req);
+  const apikey = req.headers.get("apikey");
+  const secrets = credentials.secretKeys ?? [];
+  return (token !== null && sameSecret(token, credentials.serviceRoleKey)) ||
+    (token !== null && secrets.some((key) => sameSecret(token, key))) ||
+    (apikey !== null && secrets.some((key) => sameSecret(apikey, key)));
+}
+
+/**
+ * Requires service credentials: none at all is 401, anything else (a user's token,
+ * the anon key) is 403.
+ */
+export function requireService(
+  req: Request,
+  credentials: ServiceCredentials,
+): void {
+  if (isServiceRequest(req, credentials)) return;
+  const presented = bearerToken(req) !== null || req.headers.has("apikey");
+  if (!presented) {
+    throw new HttpError(401, "unauthorized", "Missing service credentials");
+  }
+  throw new HttpError(
+    403,
+    "forbidden",
+    "This function is for the service role only",
+  );
+}

@@ -1,0 +1,127 @@
+/**
+ * Request and response plumbing shared by every function: CORS for browsers calling
+ * through `supabase.functions.invoke`, JSON bodies validated with zod, and the one place
+ * where errors become replies.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { HttpError } from "./errors.ts";
+import type { Logger } from "./log.ts";
+
+/** A Web-standard request handler. */
+export type Handler = (req: Request) => Promise<Response>;
+
+/** CORS headers for the storefront (supabase-js sends these request headers). */
+export const corsHeaders: Record<string, string> = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Headers":
+    "authorization, x-client-info, apikey, content-type, x-region, x-supabase-api-version",
+  "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+  "Access-Control-Max-Age": "86400",
+};
+
+/** A JSON reply with CORS headers. */
+export function json(
+  body: unknown,
+  status = 200,
+  headers: HeadersInit = {},
+): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { ...corsHeaders, "Content-Type": "application/json", ...headers },
+  });
+}
+
+/** The reply for an error: known ones as they ask, anything else a logged 500. */
+export function errorResponse(error: unknown, log: Logger): Response {
+  if (error instanceof HttpError) {
+    if (error.status >= 500) {
+      log.error(error.message, {
+        code: error.code,
+        status: error.status,
+        cause: error.cause,
+      });
+    }
+    return json(
+      { error: { code: error.code, message: error.message, ...error.details } },
+      error.status,
+    );
+  }
+  log.error("Unhandled error", { error });
+  return json({
+    error: { code: "internal_error", message: "Internal server error" },
+  }, 500);
+}
+
+/**
+ * Wraps a handler: answers CORS preflight, restricts methods, and turns thrown errors
+ * into JSON replies.
+ */
+export function withErrorHandling(
+  handler: Handler,
+  options: { log: Logger; methods?: string[] },
+): Handler {
+  const methods = options.methods ?? ["POST"];
+  return async (req) => {
+    if (req.method === "OPTIONS") {
+      return new Response(null, { status: 204, headers: corsHeaders });
+    }
+    try {
+      if (!methods.includes(req.method)) {
+        throw new HttpError(
+          405,
+          "method_not_allowed",
+          `Method ${req.method} is not allowed`,
+          {
+            details: { allowed: methods },
+          },
+        );
+      }
+      return await handler(req);
+    } catch (error) {
+      return errorResponse(error, options.log);
+    }
+  };
+}
+
+/** Reads a JSON body and validates it; a 400 names every field that is wrong. */
+export async function readJson<T extends z.ZodType>(
+  req: Request,
+  schema: T,
+): Promise<z.infer<T>> {
+  let body: unknown;
+  try {
+    body = await req.json();
+  } catch {
+    throw new HttpError(
+      400,
+      "invalid_json",
+      "Request body must be a JSON object",
+    );
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) {
+    const fields = parsed.error.issues.map((issue) => ({
+      field: issue.path.join(".") || "(body)",
+      message: issue.message,
+    }));
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `Invalid request: ${
+        fields.map((f) => `${f.field} (${f.message})`).join(", ")
+      }`,
+      { details: { fields } },
+    );
+  }
+  return parsed.data;
+}
+
+/** Runs `work` after the reply (EdgeRuntime.waitUntil where it exists). */
+export function runInBackground(work: Promise<unknown>): void {
+  const runtime =
+    (globalThis as { EdgeRuntime?: { waitUntil(p: Promise<unknown>): void } })
+      .EdgeRuntime;
+  if (runtime) runtime.waitUntil(work);
+}

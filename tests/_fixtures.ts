@@ -1,0 +1,84 @@
+/**
+ * Fixture factories and small helpers shared by the tests.
+ *
+ * @module
+ */
+import type { SupabaseClient } from "@supabase/supabase-js";
+import { FunctionsHttpError } from "@supabase/supabase-js";
+import type postgres from "postgres";
+
+/** What a function answered, through supabase-js. */
+export interface Invocation {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** Invokes a function with supabase-js and answers its status and JSON body. */
+export async function invoke(
+  client: SupabaseClient,
+  name: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+): Promise<Invocation> {
+  const { data, error, response } = await client.functions.invoke(name, {
+    body: body as Record<string, unknown> | undefined,
+    headers,
+  });
+  if (error instanceof FunctionsHttpError) {
+    const res = error.context as Response;
+    return { status: res.status, body: await res.json() };
+  }
+  if (error) throw error;
+  return {
+    status: response?.status ?? 200,
+    body: data as Record<string, unknown>,
+  };
+}
+
+/** The `error.code` of an error body. */
+export function errorCode(body: Record<string, unknown>): unknown {
+  return (body.error as { code?: unknown } | undefined)?.code ?? body.code;
+}
+
+/** Runs `fn` as PostgREST would for a request: role and JWT claims set in one transaction. */
+export async function asRole<T>(
+  sql: postgres.Sql,
+  role: "anon" | "authenticated" | "service_role",
+  claims: Record<string, unknown>,
+  fn: (tx: postgres.TransactionSql) => Promise<T>,
+): Promise<T> {
+  return await sql.begin(async (tx) => {
+    await tx`select set_config('role', ${role}, true),
+      set_config('request.jwt.claims', ${
+      JSON.stringify({ role, ...claims })
+    }, true)`;
+    return await fn(tx);
+  }) as T;
+}
+
+/** Inserts an order directly (as the service) and answers its id. */
+export async function insertOrder(
+  sql: postgres.Sql,
+  userId: string,
+  fields: {
+    status?: string;
+    planId?: string;
+    region?: string;
+    nodeId?: number | null;
+    serverName?: string;
+  } = {},
+): Promise<string> {
+  const [row] = await sql<{ id: string }[]>`
+    insert into public.orders (user_id, plan_id, term, region, server_name, status,
+      stripe_price_id, amount_cents, currency, memory_mb, disk_mb, node_id)
+    select ${userId}, p.id, 'monthly', ${fields.region ?? "us-east"},
+      ${fields.serverName ?? "fixture server"}, ${
+    fields.status ?? "pending"
+  }::public.order_status,
+      pp.stripe_price_id, pp.amount_cents, pp.currency, p.memory_mb, p.disk_mb,
+      ${fields.nodeId ?? null}
+    from public.plans p join public.plan_prices pp on pp.plan_id = p.id and pp.term = 'monthly'
+    where p.id = ${fields.planId ?? "mc-java-2gb"}
+    returning id`;
+  return row.id;
+}

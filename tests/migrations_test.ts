@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import postgres from "postgres";
+import { loadCatalogue } from "../local/catalogue.ts";
+import {
+  createDatabase,
+  dropDatabase,
+  listMigrations,
+  prepareDatabase,
+} from "../local/database.ts";
+import { seedSql } from "../local/seed.ts";
+import { testServer } from "./_stack.ts";
+
+Deno.test("migrations apply on a new database, once each, with the seed", async (t) => {
+  const server = testServer();
+  const name = `t_migrations_${Deno.pid}`;
+  const url = await createDatabase(server.url, name);
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const migrations = await listMigrations();
+    await t.step(
+      "a new database gets every migration, in order, and the seed",
+      async () => {
+        const applied = await prepareDatabase(url);
+        assert.deepEqual(applied, migrations.map((m) => m.version));
+        const rows =
+          await sql`select version, name from supabase_migrations.schema_migrations
+        order by version`;
+        assert.deepEqual(
+          rows.map((r) => `${r.version}_${r.name}`),
+          migrations.map((m) => `${m.version}_${m.name}`),
+        );
+        const catalogue = await loadCatalogue();
+        const [{ count }] =
+          await sql`select count(*)::int as count from public.plans`;
+        assert.equal(count, catalogue.plans.length);
+      },
+    );
+
+    await t.step(
+      "preparing again applies nothing and does not seed twice",
+      async () => {
+        assert.deepEqual(await prepareDatabase(url), []);
+        const catalogue = await loadCatalogue();
+        const [{ count }] =
+          await sql`select count(*)::int as count from public.ptero_nodes`;
+        assert.equal(count, catalogue.nodes.length);
+      },
+    );
+
+    await t.step(
+      "every public table has row level security enabled",
+      async () => {
+        const rows =
+          await sql`select relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'public' and c.relkind = 'r' and not c.relrowsecurity`;
+        assert.deepEqual(rows.map((r) => r.relname), []);
+      },
+    );
+  } finally {
+    await sql.end();
+    await dropDatabase(server.url, name);
+  }
+});
+
+Deno.test("seed.sql is generated from the current catalogue", async () => {
+  const text = await Deno.readTextFile(
+    new URL("../supabase/seed.sql", import.meta.url),
+  );
+  assert.equal(
+    text,
+    seedSql(await loadCatalogue()),
+    "run `deno run -A local/seed.ts`",
+  );
+});
+
+Deno.test("migrations contain nothing local-only", async () => {
+  for (const migration of await listMigrations()) {
+    const text = await Deno.readTextFile(migration.path);
+    for (
+      const forbidden of [
+        /create\s+role/i,
+        /create\s+schema\s+(if not exists\s+)?auth/i,
+        /auth\.users\s*\(/i,
+      ]
+    ) {
+      assert.ok(
+        !forbidden.test(text.replace(/references auth\.users \(id\)/g, "")),
+        `${migration.name}: ${forbidden}`,
+      );
+    }
+  }
+});

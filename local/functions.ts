@@ -11,6 +11,7 @@ import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/h
 /** A function wired from an environment. */
 export type FunctionFactory = (
   env: Env,
+  options: { write?: (line: string) => void },
 ) => { handler: Handler; close(): Promise<void> };
 
 /** Every deployed function, by name (its URL segment). */

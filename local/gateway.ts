@@ -56,6 +56,8 @@ export async function startGateway(options: {
   env: (url: string) => Env;
   publicJwk: JWK;
   log: Logger;
+  /** Where the functions' log lines go (default: stdout). */
+  functionLog?: (line: string) => void;
   ready?: () => boolean;
 }): Promise<Gateway> {
   installEdgeRuntime(options.log);
@@ -123,7 +125,7 @@ export async function startGateway(options: {
   try {
     const env = options.env(url);
     for (const [name, factory] of Object.entries(FUNCTIONS)) {
-      handlers.set(name, factory(env));
+      handlers.set(name, factory(env, { write: options.functionLog }));
     }
   } catch (error) {
     await server.shutdown();

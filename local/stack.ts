@@ -38,6 +38,8 @@ export interface StackOptions {
   /** Extra variables for the functions (e.g. ALERT_WEBHOOK_URL). */
   env?: Env;
   log?: Logger;
+  /** Where the functions' log lines go (default: stdout). */
+  functionLog?: (line: string) => void;
 }
 
 /** A running stack. */
@@ -100,6 +102,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       port: ports.gateway,
       publicJwk: keys.publicJwk,
       log,
+      functionLog: options.functionLog,
       env: (url) => {
         env = {
           SUPABASE_URL: url,

@@ -57,9 +57,12 @@ export async function startTestStack(
 ): Promise<TestStack> {
   const db = await freshDatabase();
   const logs: string[] = [];
-  const log = createLogger({ component: "test-stack" }, {
-    write: (line) => logs.push(line),
-  });
+  const verbose = Deno.env.get("TEST_LOGS") === "1";
+  const write = (line: string) => {
+    logs.push(line);
+    if (verbose) console.log(line);
+  };
+  const log = createLogger({ component: "test-stack" }, { write });
   let stack: Stack;
   try {
     stack = await startStack({
@@ -68,6 +71,7 @@ export async function startTestStack(
       ephemeralKeys: true,
       stripeRetryDelaysMs: [20, 40, 80],
       log,
+      functionLog: write,
       ...options,
     });
   } catch (error) {

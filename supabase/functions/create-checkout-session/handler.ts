@@ -258,10 +258,12 @@ export function createCheckoutHandler(deps: CheckoutDeps): Handler {
 /** The handler wired from the environment, as deployed and as the local gateway runs it. */
 export function checkoutFromEnv(
   env: Env,
+  options: { write?: (line: string) => void } = {},
 ): { handler: Handler; close(): Promise<void> } {
   const config = parseEnv(supabaseEnv.and(stripeEnv).and(siteEnv), env);
   const sql = connect(config.SUPABASE_DB_URL);
   const log = createLogger({ fn: "create-checkout-session" }, {
+    write: options.write,
     secrets: [config.STRIPE_SECRET_KEY, config.SUPABASE_SERVICE_ROLE_KEY],
   });
   const handler = createCheckoutHandler({

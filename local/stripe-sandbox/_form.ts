@@ -19,7 +19,12 @@ export function parseForm(text: string): FormObject {
     insert(root, splitKey(key), value);
   }
   const out = finish(root);
-  return Array.isArray(out) ? { ...out } : out;
+  return Array.isArray(out) ? arrayToObject(out) : out;
+}
+
+/** An array as the object Stripe would read for a hash (`{"0": …, "1": …}`). */
+export function arrayToObject(values: FormValue[]): FormObject {
+  return Object.fromEntries(values.map((v, i) => [String(i), v]));
 }
 
 function splitKey(key: string): string[] {

@@ -5,6 +5,7 @@
  */
 import { invalidRequest } from "./_errors.ts";
 import type { FormObject, FormValue } from "./_form.ts";
+import { arrayToObject } from "./_form.ts";
 
 /** A string parameter, or undefined when absent. */
 export function optString(p: FormObject, key: string, param = key) {
@@ -52,7 +53,7 @@ export function optObject(
 ): FormObject | undefined {
   const v = p[key];
   if (v === undefined) return undefined;
-  if (Array.isArray(v)) return { ...v };
+  if (Array.isArray(v)) return arrayToObject(v);
   if (typeof v === "string") {
     throw invalidRequest(`Invalid object`, { param });
   }

@@ -1,0 +1,98 @@
+/**
+ * Test helpers for code that runs against the Stripe sandbox: an SDK client pointed
+ * at it, and a webhook receiver that verifies signatures with the real SDK.
+ *
+ * @module
+ */
+import Stripe from "stripe";
+import type { StripeSandbox } from "./mod.ts";
+
+/** The real SDK pointed at a sandbox (fetch client, as in Deno and Edge Functions). */
+export function sandboxClient(
+  sandbox: Pick<StripeSandbox, "port">,
+  secretKey: string,
+  options: { maxNetworkRetries?: number } = {},
+): Stripe {
+  return new Stripe(secretKey, {
+    host: "127.0.0.1",
+    port: sandbox.port,
+    protocol: "http",
+    httpClient: Stripe.createFetchHttpClient(),
+    maxNetworkRetries: options.maxNetworkRetries ?? 0,
+  });
+}
+
+/** One delivery a receiver got. */
+export interface ReceivedWebhook {
+  body: string;
+  signature: string;
+  userAgent: string;
+  contentType: string;
+  /** the event as `constructEventAsync` returned it, or undefined if it threw */
+  event: Stripe.Event | undefined;
+  /** what it answered */
+  status: number;
+}
+
+/** A local webhook endpoint. */
+export interface WebhookReceiver {
+  url: string;
+  received: ReceivedWebhook[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a webhook endpoint on 127.0.0.1 that verifies each delivery with
+ * `stripe.webhooks.constructEventAsync` and answers `statuses[n]` to the n-th one
+ * (200 once they run out; 400 for a bad signature).
+ */
+export async function startWebhookReceiver(
+  webhookSecret: string,
+  statuses: number[] = [],
+): Promise<WebhookReceiver> {
+  const stripe = new Stripe("sk_test_unused", {
+    httpClient: Stripe.createFetchHttpClient(),
+  });
+  const crypto = Stripe.createSubtleCryptoProvider();
+  const received: ReceivedWebhook[] = [];
+  const { promise, resolve } = Promise.withResolvers<number>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => resolve(port) },
+    async (req) => {
+      const body = await req.text();
+      const signature = req.headers.get("stripe-signature") ?? "";
+      let event: Stripe.Event | undefined;
+      try {
+        event = await stripe.webhooks.constructEventAsync(
+          body,
+          signature,
+          webhookSecret,
+          undefined,
+          crypto,
+        );
+      } catch {
+        event = undefined;
+      }
+      const status = event === undefined
+        ? 400
+        : statuses[received.length] ?? 200;
+      received.push({
+        body,
+        signature,
+        userAgent: req.headers.get("user-agent") ?? "",
+        contentType: req.headers.get("content-type") ?? "",
+        event,
+        status,
+      });
+      return new Response(status < 300 ? '{"received":true}' : "failed", {
+        status,
+      });
+    },
+  );
+  const port = await promise;
+  return {
+    url: `http://127.0.0.1:${port}/webhook`,
+    received,
+    close: () => server.shutdown(),
+  };
+}

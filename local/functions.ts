@@ -7,6 +7,9 @@
 import type { Env } from "../supabase/functions/_shared/config.ts";
 import type { Handler } from "../supabase/functions/_shared/http.ts";
 import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/handler.ts";
+import { panelUserFromEnv } from "../supabase/functions/create-pterodactyl-user/handler.ts";
+import { provisionFromEnv } from "../supabase/functions/servers-provision/handler.ts";
+import { webhookFromEnv } from "../supabase/functions/stripe-webhook/handler.ts";
 
 /** A function wired from an environment. */
 export type FunctionFactory = (
@@ -17,6 +20,9 @@ export type FunctionFactory = (
 /** Every deployed function, by name (its URL segment). */
 export const FUNCTIONS: Record<string, FunctionFactory> = {
   "create-checkout-session": checkoutFromEnv,
+  "create-pterodactyl-user": panelUserFromEnv,
+  "servers-provision": provisionFromEnv,
+  "stripe-webhook": webhookFromEnv,
 };
 
 /** Reads `verify_jwt` of each `[functions.<name>]` section of supabase/config.toml. */

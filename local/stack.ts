@@ -15,6 +15,7 @@ import { loadCatalogue } from "./catalogue.ts";
 import { prepareDatabase } from "./database.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import { generateLocalKeys, loadOrCreateKeys, type LocalKeys } from "./keys.ts";
+import { type PanelSandbox, startPanelSandbox } from "./panel-sandbox/mod.ts";
 import { type PostgresServer, startPostgres } from "./postgres.ts";
 import {
   startStripeSandbox,
@@ -22,7 +23,12 @@ import {
 } from "./stripe-sandbox/mod.ts";
 
 /** Fixed ports of `npm start` (Supabase's own defaults where it has them). */
-export const DEFAULT_PORTS = { gateway: 54321, db: 54322, stripe: 54330 };
+export const DEFAULT_PORTS = {
+  gateway: 54321,
+  db: 54322,
+  stripe: 54330,
+  panel: 54331,
+};
 
 /** How to start the stack. */
 export interface StackOptions {
@@ -35,6 +41,8 @@ export interface StackOptions {
   ephemeralKeys?: boolean;
   /** Delays between Stripe webhook retries. */
   stripeRetryDelaysMs?: number[];
+  /** How long a new panel server stays "installing" (default 2 s). */
+  panelInstallDelayMs?: number;
   /** Extra variables for the functions (e.g. ALERT_WEBHOOK_URL). */
   env?: Env;
   log?: Logger;
@@ -50,6 +58,7 @@ export interface Stack {
   databaseUrl: string;
   gateway: Gateway;
   stripe: StripeSandbox;
+  panel: PanelSandbox;
   /** Migration versions this start applied. */
   applied: string[];
   /** Waits for background work: function `waitUntil` tasks and webhook deliveries. */
@@ -96,6 +105,15 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     });
     stops.push(() => stripe.close());
 
+    const panel = await startPanelSandbox({
+      catalogue,
+      applicationKey: keys.panelApiKey,
+      clientKey: keys.panelClientKey,
+      port: ports.panel,
+      installDelayMs: options.panelInstallDelayMs,
+    });
+    stops.push(() => panel.close());
+
     const dbUrl = databaseUrl;
     let env: Env = {};
     const gateway = await startGateway({
@@ -118,6 +136,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           STRIPE_WEBHOOK_SECRET: keys.stripeWebhookSecret,
           STRIPE_API_BASE: stripe.url,
           SITE_URL: "http://127.0.0.1:3000",
+          PTERODACTYL_URL: panel.url,
+          PTERODACTYL_API_KEY: keys.panelApiKey,
           ...options.env,
         };
         return env;
@@ -132,6 +152,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       databaseUrl: dbUrl,
       gateway,
       stripe,
+      panel,
       applied,
       async idle() {
         await stripe.idle();
@@ -194,6 +215,7 @@ Game-server shop backend is running (ready in ${seconds} s)
   Health      ${stack.gateway.url}/health
   Database    ${stack.databaseUrl.replace(/:[^:@/]+@/, ":***@")}
   Stripe      ${stack.stripe.url}  (sandbox; control calls under /_sandbox)
+  Panel       ${stack.panel.url}  (Pterodactyl sandbox; state at /_sandbox/state)
   Migrations  ${stack.applied.length} applied now
   Env         .env.local (SUPABASE_URL, keys, STRIPE_*, ...)
 

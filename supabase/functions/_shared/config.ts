@@ -68,3 +68,24 @@ export function parseEnv<T extends z.ZodType>(schema: T, env: Env): z.infer<T> {
   );
   throw new ConfigError(`Invalid environment: ${problems.join("; ")}`);
 }
+
+/** The panel's Application API; optional so a missing key is reported on each order. */
+export const panelEnv = z.object({
+  PTERODACTYL_URL: url.optional(),
+  PTERODACTYL_API_KEY: z.string().regex(
+    /^ptla_\w+$/,
+    "must be a ptla_ application key",
+  )
+    .optional(),
+});
+
+/** Where operator alerts are posted (Discord/Slack-style webhook). */
+export const alertEnv = z.object({ ALERT_WEBHOOK_URL: url.optional() });
+
+/** Stripe's webhook signing secret. */
+export const webhookEnv = z.object({
+  STRIPE_WEBHOOK_SECRET: z.string().regex(
+    /^whsec_/,
+    "must be a whsec_ signing secret",
+  ),
+});

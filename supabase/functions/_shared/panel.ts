@@ -1,0 +1,429 @@
+/**
+ * A small typed client for the Pterodactyl panel's Application API: one function per
+ * endpoint we use, responses parsed with zod, failures turned into `PanelError`s that say
+ * which call failed and what the panel said. Reads are retried on 429 / 5xx / network
+ * errors; writes are retried only on 429 (the panel throttles before doing anything),
+ * and an uncertain write is left to the caller to reconcile.
+ *
+ * @see https://dashflo.net/docs/api/pterodactyl/v1/
+ * @module
+ */
+import { z } from "zod";
+
+/** A failed panel call. */
+export class PanelError extends Error {
+  override name = "PanelError";
+  /** HTTP status, or 0 when no answer came (network error, timeout). */
+  readonly status: number;
+  /** The panel's error code (e.g. `ValidationException`), if it sent one. */
+  readonly panelCode?: string;
+  /** Offending field and rule of a validation error. */
+  readonly field?: string;
+  readonly rule?: string;
+  /** Seconds the panel asked us to wait (429). */
+  readonly retryAfter?: number;
+
+  constructor(
+    message: string,
+    options: {
+      status: number;
+      panelCode?: string;
+      field?: string;
+      rule?: string;
+      retryAfter?: number;
+      cause?: unknown;
+    },
+  ) {
+    super(message, { cause: options.cause });
+    this.status = options.status;
+    this.panelCode = options.panelCode;
+    this.field = options.field;
+    this.rule = options.rule;
+    this.retryAfter = options.retryAfter;
+  }
+
+  /** True when the panel may have acted although we saw no success (timeout, 5xx). */
+  get uncertain(): boolean {
+    return this.status === 0 || this.status >= 500;
+  }
+
+  /** True when trying again later can succeed without anyone changing anything. */
+  get transient(): boolean {
+    return this.uncertain || this.status === 429;
+  }
+}
+
+const ErrorBody = z.object({
+  errors: z.array(z.object({
+    code: z.string().optional(),
+    status: z.string().optional(),
+    detail: z.string().optional(),
+    meta: z.object({
+      source_field: z.string().optional(),
+      rule: z.string().optional(),
+    })
+      .optional(),
+  })).min(1),
+});
+
+const PanelUser = z.object({
+  id: z.number().int(),
+  external_id: z.string().nullable(),
+  username: z.string(),
+  email: z.string(),
+  first_name: z.string(),
+  last_name: z.string(),
+});
+/** A panel user. */
+export type PanelUser = z.infer<typeof PanelUser>;
+
+const PanelServer = z.object({
+  id: z.number().int(),
+  external_id: z.string().nullable(),
+  uuid: z.string(),
+  identifier: z.string(),
+  name: z.string(),
+  status: z.string().nullable(),
+  suspended: z.boolean(),
+  user: z.number().int(),
+  node: z.number().int(),
+  allocation: z.number().int(),
+  egg: z.number().int(),
+  limits: z.object({ memory: z.number(), disk: z.number() }).loose(),
+  container: z.object({ environment: z.record(z.string(), z.unknown()) })
+    .loose(),
+});
+/** A panel server. */
+export type PanelServer = z.infer<typeof PanelServer>;
+
+const EggVariable = z.object({
+  env_variable: z.string(),
+  default_value: z.string().nullable(),
+  rules: z.string(),
+});
+
+const Egg = z.object({
+  id: z.number().int(),
+  name: z.string(),
+  docker_image: z.string(),
+  startup: z.string(),
+  relationships: z.object({
+    variables: z.object({
+      data: z.array(z.object({ attributes: EggVariable })),
+    }),
+  }),
+});
+/** An egg with its variables. */
+export interface PanelEgg {
+  id: number;
+  name: string;
+  dockerImage: string;
+  startup: string;
+  variables: z.infer<typeof EggVariable>[];
+}
+
+const Allocation = z.object({
+  id: z.number().int(),
+  ip: z.string(),
+  port: z.number().int(),
+  assigned: z.boolean(),
+});
+/** A node allocation (ip:port). */
+export type PanelAllocation = z.infer<typeof Allocation>;
+
+function item<T extends z.ZodType>(attributes: T) {
+  return z.object({ object: z.string(), attributes });
+}
+
+function list<T extends z.ZodType>(attributes: T) {
+  return z.object({
+    object: z.literal("list"),
+    data: z.array(item(attributes)),
+    meta: z.object({
+      pagination: z.object({
+        current_page: z.number(),
+        total_pages: z.number(),
+      }).loose(),
+    }).optional(),
+  });
+}
+
+/** What a new server is made of. */
+export interface NewServer {
+  name: string;
+  user: number;
+  egg: number;
+  docker_image: string;
+  startup: string;
+  environment: Record<string, string>;
+  limits: {
+    memory: number;
+    swap: number;
+    disk: number;
+    io: number;
+    cpu: number;
+  };
+  feature_limits: { databases: number; backups: number; allocations: number };
+  allocation: { default: number };
+  external_id: string;
+  description?: string;
+  start_on_completion?: boolean;
+}
+
+/** What a new panel user is made of (no password: the panel mails a set-password link). */
+export interface NewUser {
+  email: string;
+  username: string;
+  first_name: string;
+  last_name: string;
+  external_id: string;
+}
+
+/** Options of the client. */
+export interface PanelClientOptions {
+  url: string;
+  apiKey: string;
+  /** Per-request timeout; the panel's own is 15 s, so wait a little longer. */
+  timeoutMs?: number;
+  /** Attempts for calls safe to repeat. */
+  attempts?: number;
+  /** Longest wait honoured for a 429's Retry-After before giving up, in ms. */
+  maxRetryWaitMs?: number;
+  /** Called for every request made (for counting and logs). */
+  onCall?: (
+    call: { method: string; path: string; status: number; ms: number },
+  ) => void;
+}
+
+/** The panel calls provisioning needs. */
+export interface PanelClient {
+  url: string;
+  getUserByExternalId(externalId: string): Promise<PanelUser | null>;
+  findUsersByEmail(email: string): Promise<PanelUser[]>;
+  createUser(user: NewUser): Promise<PanelUser>;
+  updateUser(
+    id: number,
+    user: Omit<NewUser, "external_id"> & { external_id: string },
+  ): Promise<
+    PanelUser
+  >;
+  getServerByExternalId(externalId: string): Promise<PanelServer | null>;
+  getServer(id: number): Promise<PanelServer | null>;
+  createServer(server: NewServer): Promise<PanelServer>;
+  getEgg(nestId: number, eggId: number): Promise<PanelEgg | null>;
+  freeAllocations(nodeId: number): Promise<PanelAllocation[]>;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Creates a client for the panel at `url`. */
+export function createPanelClient(options: PanelClientOptions): PanelClient {
+  const base = options.url.replace(/\/$/, "");
+  const timeoutMs = options.timeoutMs ?? 20_000;
+  const attempts = options.attempts ?? 3;
+  const maxRetryWaitMs = options.maxRetryWaitMs ?? 5_000;
+
+  async function once(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<unknown> {
+    const started = performance.now();
+    let res: Response;
+    try {
+      res = await fetch(`${base}/api/application${path}`, {
+        method,
+        headers: {
+          Authorization: `Bearer ${options.apiKey}`,
+          Accept: "application/json",
+          ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (cause) {
+      options.onCall?.({
+        method,
+        path,
+        status: 0,
+        ms: performance.now() - started,
+      });
+      const what =
+        cause instanceof DOMException && cause.name === "TimeoutError"
+          ? `no answer within ${timeoutMs} ms`
+          : "the panel could not be reached";
+      throw new PanelError(`${method} ${path}: ${what}`, { status: 0, cause });
+    }
+    options.onCall?.({
+      method,
+      path,
+      status: res.status,
+      ms: performance.now() - started,
+    });
+    const text = await res.text();
+    if (res.ok) return text ? JSON.parse(text) : null;
+    let detail = text.slice(0, 200) || res.statusText;
+    let panelCode: string | undefined;
+    let field: string | undefined;
+    let rule: string | undefined;
+    try {
+      const parsed = ErrorBody.parse(JSON.parse(text));
+      detail = parsed.errors.map((e) => e.detail ?? e.code).join("; ");
+      panelCode = parsed.errors[0].code;
+      field = parsed.errors[0].meta?.source_field;
+      rule = parsed.errors[0].meta?.rule;
+    } catch {
+      // Not the panel's error shape (a proxy's page, say): keep the raw text.
+    }
+    const retryAfter = Number(res.headers.get("Retry-After")) || undefined;
+    throw new PanelError(
+      `${method} ${path}: panel answered ${res.status}: ${detail}`,
+      {
+        status: res.status,
+        panelCode,
+        field,
+        rule,
+        retryAfter,
+      },
+    );
+  }
+
+  async function call(
+    method: string,
+    path: string,
+    body?: unknown,
+    repeatable = method === "GET",
+  ): Promise<unknown> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await once(method, path, body);
+      } catch (error) {
+        if (!(error instanceof PanelError) || attempt >= attempts) throw error;
+        const throttled = error.status === 429;
+        if (!throttled && !(repeatable && error.transient)) throw error;
+        const wait = throttled && error.retryAfter !== undefined
+          ? error.retryAfter * 1000
+          : 200 * 2 ** (attempt - 1);
+        if (wait > maxRetryWaitMs) throw error;
+        await sleep(wait);
+      }
+    }
+  }
+
+  async function getOrNull<T>(
+    path: string,
+    schema: z.ZodType<T>,
+  ): Promise<T | null> {
+    try {
+      return schema.parse(await call("GET", path));
+    } catch (error) {
+      if (error instanceof PanelError && error.status === 404) return null;
+      throw error;
+    }
+  }
+
+  const userItem = item(PanelUser);
+  const serverItem = item(PanelServer);
+  return {
+    url: base,
+    async getUserByExternalId(externalId) {
+      const found = await getOrNull(
+        `/users/external/${encodeURIComponent(externalId)}`,
+        userItem,
+      );
+      return found?.attributes ?? null;
+    },
+    async findUsersByEmail(email) {
+      // filter[email] is a partial match on the panel: keep exact (case-insensitive) ones.
+      const page = list(PanelUser).parse(
+        await call(
+          "GET",
+          `/users?filter[email]=${encodeURIComponent(email)}&per_page=100`,
+        ),
+      );
+      return page.data.map((entry) => entry.attributes)
+        .filter((user) => user.email.toLowerCase() === email.toLowerCase());
+    },
+    async createUser(user) {
+      return userItem.parse(await call("POST", "/users", user)).attributes;
+    },
+    async updateUser(id, user) {
+      return userItem.parse(await call("PATCH", `/users/${id}`, user))
+        .attributes;
+    },
+    async getServerByExternalId(externalId) {
+      const path = `/servers/external/${encodeURIComponent(externalId)}`;
+      return (await getOrNull(path, serverItem))?.attributes ?? null;
+    },
+    async getServer(id) {
+      return (await getOrNull(`/servers/${id}`, serverItem))?.attributes ??
+        null;
+    },
+    async createServer(server) {
+      return serverItem.parse(await call("POST", "/servers", server))
+        .attributes;
+    },
+    async getEgg(nestId, eggId) {
+      const found = await getOrNull(
+        `/nests/${nestId}/eggs/${eggId}?include=variables`,
+        item(Egg),
+      );
+      if (!found) return null;
+      const egg = found.attributes;
+      return {
+        id: egg.id,
+        name: egg.name,
+        dockerImage: egg.docker_image,
+        startup: egg.startup,
+        variables: egg.relationships.variables.data.map((entry) =>
+          entry.attributes
+        ),
+      };
+    },
+    async freeAllocations(nodeId) {
+      const free: PanelAllocation[] = [];
+      for (let page = 1;; page++) {
+        const result = list(Allocation).parse(
+          await call(
+            "GET",
+            `/nodes/${nodeId}/allocations?filter[server_id]=&per_page=100&page=${page}`,
+          ),
+        );
+        free.push(
+          ...result.data.map((entry) => entry.attributes).filter((a) =>
+            !a.assigned
+          ),
+        );
+        const pagination = result.meta?.pagination;
+        if (!pagination || pagination.current_page >= pagination.total_pages) {
+          return free;
+        }
+      }
+    },
+  };
+}
+
+/** The panel client from configuration, or what is missing to make one. */
+export function panelFromConfig(
+  config: { PTERODACTYL_URL?: string; PTERODACTYL_API_KEY?: string },
+  options: Omit<PanelClientOptions, "url" | "apiKey"> = {},
+): PanelClient | { missing: string } {
+  const missing = [
+    ...(config.PTERODACTYL_URL ? [] : ["PTERODACTYL_URL"]),
+    ...(config.PTERODACTYL_API_KEY ? [] : ["PTERODACTYL_API_KEY"]),
+  ];
+  if (config.PTERODACTYL_URL && config.PTERODACTYL_API_KEY) {
+    return createPanelClient({
+      url: config.PTERODACTYL_URL,
+      apiKey: config.PTERODACTYL_API_KEY,
+      ...options,
+    });
+  }
+  return {
+    missing: `panel credentials are not configured: set ${
+      missing.join(" and ")
+    } as function secrets (an application key of a root admin)`,
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * `create-pterodactyl-user`: ensures the signed-in customer has a panel account linked
+ * in external_accounts, by the same code provisioning uses. Idempotent; never a password.
+ *
+ * @module
+ */
+import { createUserVerifier, type UserVerifier } from "../_shared/auth.ts";
+import {
+  type Env,
+  panelEnv,
+  parseEnv,
+  supabaseEnv,
+} from "../_shared/config.ts";
+import { connect, type Sql } from "../_shared/db.ts";
+import { HttpError } from "../_shared/errors.ts";
+import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
+import { createLogger, type Logger } from "../_shared/log.ts";
+import {
+  type PanelClient,
+  PanelError,
+  panelFromConfig,
+} from "../_shared/panel.ts";
+import { ensurePanelAccount } from "../_shared/panel_accounts.ts";
+
+/** What the handler needs. */
+export interface PanelUserDeps {
+  sql: Sql;
+  panel: PanelClient | { missing: string };
+  verifyUser: UserVerifier;
+  log: Logger;
+}
+
+/** Builds the handler. */
+export function createPanelUserHandler(deps: PanelUserDeps): Handler {
+  return withErrorHandling(async (req) => {
+    const user = await deps.verifyUser(req);
+    if ("missing" in deps.panel) {
+      deps.log.error("Panel not configured", { problem: deps.panel.missing });
+      throw new HttpError(
+        503,
+        "panel_not_configured",
+        "The game panel is not configured",
+      );
+    }
+    const panel = deps.panel;
+    try {
+      const account = await ensurePanelAccount(deps.sql, panel, user.id);
+      deps.log.info("Panel account ensured", {
+        user_id: user.id,
+        created: account.created,
+      });
+      return json({
+        ptero_user_id: account.pteroUserId,
+        username: account.username,
+        panel_url: panel.url,
+        created: account.created,
+      });
+    } catch (error) {
+      if (!(error instanceof PanelError)) throw error;
+      deps.log.error("Panel call failed", {
+        user_id: user.id,
+        error: error.message,
+      });
+      throw new HttpError(
+        502,
+        "panel_unavailable",
+        "The game panel could not be reached; try again",
+      );
+    }
+  }, { log: deps.log });
+}
+
+/** The handler wired from the environment. */
+export function panelUserFromEnv(
+  env: Env,
+  options: { write?: (line: string) => void } = {},
+): { handler: Handler; close(): Promise<void> } {
+  const config = parseEnv(supabaseEnv.and(panelEnv), env);
+  const sql = connect(config.SUPABASE_DB_URL);
+  const log = createLogger({ fn: "create-pterodactyl-user" }, {
+    write: options.write,
+    secrets: [
+      config.SUPABASE_SERVICE_ROLE_KEY,
+      config.PTERODACTYL_API_KEY ?? "",
+    ],
+  });
+  const handler = createPanelUserHandler({
+    sql,
+    panel: panelFromConfig(config),
+    verifyUser: createUserVerifier(
+      config.SUPABASE_URL,
+      config.SUPABASE_ANON_KEY,
+    ),
+    log,
+  });
+  return { handler, close: () => sql.end({ timeout: 5 }) };
+}

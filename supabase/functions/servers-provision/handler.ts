@@ -1,0 +1,68 @@
+/**
+ * `servers-provision`: the service (stripe-webhook, the sweep, an admin) asks for one
+ * order to be provisioned. Service role or secret key only. Answers the order's state.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { requireService, type ServiceCredentials } from "../_shared/auth.ts";
+import { createAlerter } from "../_shared/alerts.ts";
+import {
+  alertEnv,
+  type Env,
+  panelEnv,
+  parseEnv,
+  supabaseEnv,
+} from "../_shared/config.ts";
+import { connect } from "../_shared/db.ts";
+import {
+  type Handler,
+  json,
+  readJson,
+  withErrorHandling,
+} from "../_shared/http.ts";
+import { createLogger } from "../_shared/log.ts";
+import { panelFromConfig } from "../_shared/panel.ts";
+import { type ProvisionDeps, provisionOrder } from "../_shared/provision.ts";
+
+const ProvisionRequest = z.strictObject({ order_id: z.uuid() });
+
+/** Builds the handler. */
+export function createProvisionHandler(
+  deps: ProvisionDeps & { credentials: ServiceCredentials },
+): Handler {
+  return withErrorHandling(async (req) => {
+    requireService(req, deps.credentials);
+    const { order_id } = await readJson(req, ProvisionRequest);
+    return json(
+      await provisionOrder(deps, order_id, { actor: "servers-provision" }),
+    );
+  }, { log: deps.log });
+}
+
+/** The handler wired from the environment. */
+export function provisionFromEnv(
+  env: Env,
+  options: { write?: (line: string) => void } = {},
+): { handler: Handler; close(): Promise<void> } {
+  const config = parseEnv(supabaseEnv.and(panelEnv).and(alertEnv), env);
+  const sql = connect(config.SUPABASE_DB_URL);
+  const log = createLogger({ fn: "servers-provision" }, {
+    write: options.write,
+    secrets: [
+      config.SUPABASE_SERVICE_ROLE_KEY,
+      config.PTERODACTYL_API_KEY ?? "",
+    ],
+  });
+  const handler = createProvisionHandler({
+    sql,
+    panel: panelFromConfig(config),
+    alert: createAlerter({ sql, log, webhookUrl: config.ALERT_WEBHOOK_URL }),
+    log,
+    credentials: {
+      serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY,
+      secretKeys: config.SUPABASE_SECRET_KEYS,
+    },
+  });
+  return { handler, close: () => sql.end({ timeout: 5 }) };
+}

@@ -95,11 +95,14 @@ const FAULT_CODES: Record<number, [string, string]> = {
 };
 
 /** A panel-shaped error for an injected fault status. */
-export function faultError(status: number): PanelHttpError {
+export function faultError(
+  status: number,
+  retryAfterSeconds = 60,
+): PanelHttpError {
   const [code, detail] = FAULT_CODES[status] ??
     ["HttpException", `The request failed with status ${status}.`];
   const headers: Record<string, string> = status === 429
-    ? { "Retry-After": "60" }
+    ? { "Retry-After": String(retryAfterSeconds) }
     : {};
   return new PanelHttpError(status, code, detail, { headers });
 }

@@ -15,6 +15,8 @@ export interface PanelFault {
   timeout?: boolean;
   loseResponse?: boolean;
   times?: number;
+  /** Retry-After of an injected 429, in seconds (default 60, as a full window). */
+  retryAfterSeconds?: number;
 }
 
 /** What the matching faults add up to for one request. */
@@ -23,6 +25,7 @@ export interface FaultPlan {
   status?: number;
   timeout: boolean;
   loseResponse: boolean;
+  retryAfterSeconds?: number;
 }
 
 const FaultJson = z.object({
@@ -33,6 +36,7 @@ const FaultJson = z.object({
   timeout: z.boolean().optional(),
   loseResponse: z.boolean().optional(),
   times: z.number().int().positive().optional(),
+  retryAfterSeconds: z.number().int().nonnegative().optional(),
 });
 
 /** Parses a fault sent as JSON; a path starting with `^` is a regular expression. */
@@ -79,6 +83,7 @@ export function takeFaults(
     plan.status = fault.status;
     plan.timeout = fault.timeout === true;
     plan.loseResponse = fault.loseResponse === true;
+    plan.retryAfterSeconds = fault.retryAfterSeconds;
     break;
   }
   return plan;

@@ -373,7 +373,7 @@ export function startPanelSandbox(
     }
     let response: Response;
     if (plan.status !== undefined) {
-      const fault = faultError(plan.status);
+      const fault = faultError(plan.status, plan.retryAfterSeconds);
       response = json({ errors: fault.entries }, fault.status, fault.headers);
     } else {
       response = await api(request, url);

@@ -443,8 +443,14 @@ async function fail(
   const message = `${stepName} failed: ${panelDetail(error)}`;
   const attempt = order.attempt_count;
   const gaveUp = attempt >= (deps.maxAttempts ?? 8);
-  const next = gaveUp ? null : new Date(now.getTime() + retryDelayMs(attempt));
   const cause = error instanceof StepError ? error.cause : error;
+  // A throttled panel names its own wait; never come back sooner than that.
+  const askedMs = cause instanceof PanelError && cause.retryAfter
+    ? cause.retryAfter * 1000
+    : 0;
+  const next = gaveUp
+    ? null
+    : new Date(now.getTime() + Math.max(retryDelayMs(attempt), askedMs));
   log.error("Provisioning failed", { error: message, next_attempt_at: next });
   await deps.sql.begin(async (tx) => {
     await setActor(tx, actor, message);

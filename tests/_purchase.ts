@@ -83,11 +83,11 @@ export function serversFor(stack: TestStack, orderId: string) {
 }
 
 /** A Discord/Slack-style webhook receiver collecting alerts. */
-export async function startAlertReceiver(): Promise<{
+export function startAlertReceiver(): {
   url: string;
   alerts: { content: string; order_id: string | null }[];
   close(): Promise<void>;
-}> {
+} {
   const alerts: { content: string; order_id: string | null }[] = [];
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },

@@ -49,7 +49,7 @@ async function provisionAsService(stack: TestStack, orderId: string) {
 }
 
 Deno.test("a purchase becomes a server: stripe-webhook and servers-provision", async (t) => {
-  const receiver = await startAlertReceiver();
+  const receiver = startAlertReceiver();
   const stack = await startTestStack({
     env: { ALERT_WEBHOOK_URL: receiver.url },
   });
@@ -121,6 +121,19 @@ Deno.test("a purchase becomes a server: stripe-webhook and servers-provision", a
           "customer.subscription.created:ignored",
           "invoice.paid:processed",
         ]);
+        const chain = await stack
+          .sql`select source, kind from public.order_chain
+          where order_id = ${checkout.orderId} order by at`;
+        const sources = new Set(chain.map((c) => `${c.source}:${c.kind}`));
+        for (
+          const expected of [
+            "order:status",
+            "order:checkout",
+            "order:provision_attempt",
+            "stripe:checkout.session.completed",
+            "stripe:invoice.paid",
+          ]
+        ) assert.ok(sources.has(expected), expected);
       },
     );
 

@@ -445,6 +445,25 @@ Deno.test("create-pterodactyl-user", async (t) => {
       },
     );
 
+    await t.step(
+      "five concurrent first calls by an unconfirmed user: one account, all 200",
+      async () => {
+        const user = await userWithEmail(stack, "unconfirmed.racer");
+        await stack
+          .sql`update auth.users set email_confirmed_at = null where id = ${user.id}`;
+        const results = await Promise.all(
+          Array.from({ length: 5 }, () => invoke(user.client, FN)),
+        );
+        assert.deepEqual(
+          results.map((r) => r.status),
+          [200, 200, 200, 200, 200],
+          JSON.stringify(results.map((r) => r.body)),
+        );
+        assert.equal(new Set(results.map((r) => r.body.ptero_user_id)).size, 1);
+        assert.equal(panelUsersFor(stack, user.id).length, 1);
+      },
+    );
+
     await t.step("the panel key never reaches the logs", () => {
       const text = stack.logs.join("\n");
       assert.ok(text.includes(FN));

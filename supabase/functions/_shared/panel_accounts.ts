@@ -178,6 +178,11 @@ async function adoptByEmail(
   email: string,
 ): Promise<PanelAccount> {
   const [match] = await panel.findUsersByEmail(email);
+  if (match?.external_id === user.id) {
+    // Made by a concurrent request for this same user: it is already theirs.
+    await link(sql, user.id, match);
+    return { pteroUserId: match.id, username: match.username, created: true };
+  }
   if (!match || (match.external_id !== null && match.external_id !== user.id)) {
     throw new HttpError(
       409,

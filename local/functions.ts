@@ -5,7 +5,10 @@
  * @module
  */
 import type { Env } from "../supabase/functions/_shared/config.ts";
-import type { Handler } from "../supabase/functions/_shared/http.ts";
+import type {
+  WiredFunction,
+  WiringOptions,
+} from "../supabase/functions/_shared/wiring.ts";
 import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/handler.ts";
 import { panelUserFromEnv } from "../supabase/functions/create-pterodactyl-user/handler.ts";
 import { provisionFromEnv } from "../supabase/functions/servers-provision/handler.ts";
@@ -14,8 +17,8 @@ import { webhookFromEnv } from "../supabase/functions/stripe-webhook/handler.ts"
 /** A function wired from an environment. */
 export type FunctionFactory = (
   env: Env,
-  options: { write?: (line: string) => void },
-) => { handler: Handler; close(): Promise<void> };
+  options: WiringOptions,
+) => WiredFunction;
 
 /** Every deployed function, by name (its URL segment). */
 export const FUNCTIONS: Record<string, FunctionFactory> = {

@@ -14,12 +14,11 @@ import {
 import { type Offer, resolveOffer, TERMS } from "../_shared/catalog.ts";
 import {
   type Env,
-  parseEnv,
   siteEnv,
   stripeEnv,
   supabaseEnv,
 } from "../_shared/config.ts";
-import { connect, setActor, type Sql } from "../_shared/db.ts";
+import { setActor, type Sql } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import {
   type Handler,
@@ -27,8 +26,13 @@ import {
   readJson,
   withErrorHandling,
 } from "../_shared/http.ts";
-import { createLogger, type Logger } from "../_shared/log.ts";
+import { type Logger } from "../_shared/log.ts";
 import { createStripe, Stripe } from "../_shared/stripe.ts";
+import {
+  type WiredFunction,
+  wireFunction,
+  type WiringOptions,
+} from "../_shared/wiring.ts";
 
 /** What the handler needs. */
 export interface CheckoutDeps {
@@ -258,23 +262,23 @@ export function createCheckoutHandler(deps: CheckoutDeps): Handler {
 /** The handler wired from the environment, as deployed and as the local gateway runs it. */
 export function checkoutFromEnv(
   env: Env,
-  options: { write?: (line: string) => void } = {},
-): { handler: Handler; close(): Promise<void> } {
-  const config = parseEnv(supabaseEnv.and(stripeEnv).and(siteEnv), env);
-  const sql = connect(config.SUPABASE_DB_URL);
-  const log = createLogger({ fn: "create-checkout-session" }, {
-    write: options.write,
-    secrets: [config.STRIPE_SECRET_KEY, config.SUPABASE_SERVICE_ROLE_KEY],
-  });
-  const handler = createCheckoutHandler({
-    sql,
-    stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
-    verifyUser: createUserVerifier(
-      config.SUPABASE_URL,
-      config.SUPABASE_ANON_KEY,
-    ),
-    siteUrl: config.SITE_URL,
-    log,
-  });
-  return { handler, close: () => sql.end({ timeout: 5 }) };
+  options: WiringOptions = {},
+): WiredFunction {
+  return wireFunction(
+    "create-checkout-session",
+    supabaseEnv.and(stripeEnv).and(siteEnv),
+    env,
+    options,
+    ({ config, sql, log }) =>
+      createCheckoutHandler({
+        sql,
+        stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
+        verifyUser: createUserVerifier(
+          config.SUPABASE_URL,
+          config.SUPABASE_ANON_KEY,
+        ),
+        siteUrl: config.SITE_URL,
+        log,
+      }),
+  );
 }

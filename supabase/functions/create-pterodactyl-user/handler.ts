@@ -5,22 +5,22 @@
  * @module
  */
 import { createUserVerifier, type UserVerifier } from "../_shared/auth.ts";
-import {
-  type Env,
-  panelEnv,
-  parseEnv,
-  supabaseEnv,
-} from "../_shared/config.ts";
-import { connect, type Sql } from "../_shared/db.ts";
+import { type Env, panelEnv, supabaseEnv } from "../_shared/config.ts";
+import { type Sql } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
-import { createLogger, type Logger } from "../_shared/log.ts";
+import { type Logger } from "../_shared/log.ts";
 import {
   type PanelClient,
   PanelError,
   panelFromConfig,
 } from "../_shared/panel.ts";
 import { ensurePanelAccount } from "../_shared/panel_accounts.ts";
+import {
+  type WiredFunction,
+  wireFunction,
+  type WiringOptions,
+} from "../_shared/wiring.ts";
 
 /** What the handler needs. */
 export interface PanelUserDeps {
@@ -70,28 +70,25 @@ export function createPanelUserHandler(deps: PanelUserDeps): Handler {
   }, { log: deps.log });
 }
 
-/** The handler wired from the environment. */
+/** The handler wired from the environment, as deployed and as the local gateway runs it. */
 export function panelUserFromEnv(
   env: Env,
-  options: { write?: (line: string) => void } = {},
-): { handler: Handler; close(): Promise<void> } {
-  const config = parseEnv(supabaseEnv.and(panelEnv), env);
-  const sql = connect(config.SUPABASE_DB_URL);
-  const log = createLogger({ fn: "create-pterodactyl-user" }, {
-    write: options.write,
-    secrets: [
-      config.SUPABASE_SERVICE_ROLE_KEY,
-      config.PTERODACTYL_API_KEY ?? "",
-    ],
-  });
-  const handler = createPanelUserHandler({
-    sql,
-    panel: panelFromConfig(config),
-    verifyUser: createUserVerifier(
-      config.SUPABASE_URL,
-      config.SUPABASE_ANON_KEY,
-    ),
-    log,
-  });
-  return { handler, close: () => sql.end({ timeout: 5 }) };
+  options: WiringOptions = {},
+): WiredFunction {
+  return wireFunction(
+    "create-pterodactyl-user",
+    supabaseEnv.and(panelEnv),
+    env,
+    options,
+    ({ config, sql, log }) =>
+      createPanelUserHandler({
+        sql,
+        panel: panelFromConfig(config),
+        verifyUser: createUserVerifier(
+          config.SUPABASE_URL,
+          config.SUPABASE_ANON_KEY,
+        ),
+        log,
+      }),
+  );
 }

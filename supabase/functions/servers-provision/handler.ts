@@ -11,19 +11,21 @@ import {
   alertEnv,
   type Env,
   panelEnv,
-  parseEnv,
   supabaseEnv,
 } from "../_shared/config.ts";
-import { connect } from "../_shared/db.ts";
 import {
   type Handler,
   json,
   readJson,
   withErrorHandling,
 } from "../_shared/http.ts";
-import { createLogger } from "../_shared/log.ts";
 import { panelFromConfig } from "../_shared/panel.ts";
 import { type ProvisionDeps, provisionOrder } from "../_shared/provision.ts";
+import {
+  type WiredFunction,
+  wireFunction,
+  type WiringOptions,
+} from "../_shared/wiring.ts";
 
 const ProvisionRequest = z.strictObject({ order_id: z.uuid() });
 
@@ -40,29 +42,30 @@ export function createProvisionHandler(
   }, { log: deps.log });
 }
 
-/** The handler wired from the environment. */
+/** The handler wired from the environment, as deployed and as the local gateway runs it. */
 export function provisionFromEnv(
   env: Env,
-  options: { write?: (line: string) => void } = {},
-): { handler: Handler; close(): Promise<void> } {
-  const config = parseEnv(supabaseEnv.and(panelEnv).and(alertEnv), env);
-  const sql = connect(config.SUPABASE_DB_URL);
-  const log = createLogger({ fn: "servers-provision" }, {
-    write: options.write,
-    secrets: [
-      config.SUPABASE_SERVICE_ROLE_KEY,
-      config.PTERODACTYL_API_KEY ?? "",
-    ],
-  });
-  const handler = createProvisionHandler({
-    sql,
-    panel: panelFromConfig(config),
-    alert: createAlerter({ sql, log, webhookUrl: config.ALERT_WEBHOOK_URL }),
-    log,
-    credentials: {
-      serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY,
-      secretKeys: config.SUPABASE_SECRET_KEYS,
-    },
-  });
-  return { handler, close: () => sql.end({ timeout: 5 }) };
+  options: WiringOptions = {},
+): WiredFunction {
+  return wireFunction(
+    "servers-provision",
+    supabaseEnv.and(panelEnv).and(alertEnv),
+    env,
+    options,
+    ({ config, sql, log }) =>
+      createProvisionHandler({
+        sql,
+        panel: panelFromConfig(config),
+        alert: createAlerter({
+          sql,
+          log,
+          webhookUrl: config.ALERT_WEBHOOK_URL,
+        }),
+        log,
+        credentials: {
+          serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY,
+          secretKeys: config.SUPABASE_SECRET_KEYS,
+        },
+      }),
+  );
 }

@@ -11,13 +11,11 @@ import { type Alert, type Alerter, createAlerter } from "../_shared/alerts.ts";
 import {
   alertEnv,
   type Env,
-  parseEnv,
   stripeEnv,
   supabaseEnv,
   webhookEnv,
 } from "../_shared/config.ts";
 import {
-  connect,
   isTransientDbError,
   setActor,
   type Sql,
@@ -30,8 +28,13 @@ import {
   runInBackground,
   withErrorHandling,
 } from "../_shared/http.ts";
-import { createLogger, type Logger } from "../_shared/log.ts";
+import { type Logger } from "../_shared/log.ts";
 import { createStripe, Stripe, stripeCrypto } from "../_shared/stripe.ts";
+import {
+  type WiredFunction,
+  wireFunction,
+  type WiringOptions,
+} from "../_shared/wiring.ts";
 
 /** What the handler needs. */
 export interface WebhookDeps {
@@ -414,37 +417,34 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
   }, { log: deps.log });
 }
 
-/** The handler wired from the environment. */
+/** The handler wired from the environment, as deployed and as the local gateway runs it. */
 export function webhookFromEnv(
   env: Env,
-  options: { write?: (line: string) => void } = {},
-): { handler: Handler; close(): Promise<void> } {
-  const config = parseEnv(
+  options: WiringOptions = {},
+): WiredFunction {
+  return wireFunction(
+    "stripe-webhook",
     supabaseEnv.and(stripeEnv).and(webhookEnv).and(alertEnv),
     env,
+    options,
+    ({ config, sql, log }) =>
+      createWebhookHandler({
+        sql,
+        stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
+        webhookSecret: config.STRIPE_WEBHOOK_SECRET,
+        service: createClient(
+          config.SUPABASE_URL,
+          config.SUPABASE_SERVICE_ROLE_KEY,
+          {
+            auth: { persistSession: false, autoRefreshToken: false },
+          },
+        ),
+        alert: createAlerter({
+          sql,
+          log,
+          webhookUrl: config.ALERT_WEBHOOK_URL,
+        }),
+        log,
+      }),
   );
-  const sql = connect(config.SUPABASE_DB_URL);
-  const log = createLogger({ fn: "stripe-webhook" }, {
-    write: options.write,
-    secrets: [
-      config.STRIPE_SECRET_KEY,
-      config.STRIPE_WEBHOOK_SECRET,
-      config.SUPABASE_SERVICE_ROLE_KEY,
-    ],
-  });
-  const handler = createWebhookHandler({
-    sql,
-    stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
-    webhookSecret: config.STRIPE_WEBHOOK_SECRET,
-    service: createClient(
-      config.SUPABASE_URL,
-      config.SUPABASE_SERVICE_ROLE_KEY,
-      {
-        auth: { persistSession: false, autoRefreshToken: false },
-      },
-    ),
-    alert: createAlerter({ sql, log, webhookUrl: config.ALERT_WEBHOOK_URL }),
-    log,
-  });
-  return { handler, close: () => sql.end({ timeout: 5 }) };
 }

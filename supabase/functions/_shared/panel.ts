@@ -208,7 +208,6 @@ export interface PanelClient {
     PanelUser
   >;
   getServerByExternalId(externalId: string): Promise<PanelServer | null>;
-  getServer(id: number): Promise<PanelServer | null>;
   createServer(server: NewServer): Promise<PanelServer>;
   getEgg(nestId: number, eggId: number): Promise<PanelEgg | null>;
   freeAllocations(nodeId: number): Promise<PanelAllocation[]>;
@@ -356,10 +355,6 @@ export function createPanelClient(options: PanelClientOptions): PanelClient {
     async getServerByExternalId(externalId) {
       const path = `/servers/external/${encodeURIComponent(externalId)}`;
       return (await getOrNull(path, serverItem))?.attributes ?? null;
-    },
-    async getServer(id) {
-      return (await getOrNull(`/servers/${id}`, serverItem))?.attributes ??
-        null;
     },
     async createServer(server) {
       return serverItem.parse(await call("POST", "/servers", server))

@@ -74,6 +74,18 @@ async function link(
       set ptero_user_id = excluded.ptero_user_id, ptero_username = excluded.ptero_username`;
 }
 
+/** Links the panel user whose external_id is this user, if the panel has one. */
+async function linkByExternalId(
+  sql: Sql,
+  panel: PanelClient,
+  userId: string,
+): Promise<PanelAccount | null> {
+  const found = await panel.getUserByExternalId(userId);
+  if (!found) return null;
+  await link(sql, userId, found);
+  return { pteroUserId: found.id, username: found.username, created: true };
+}
+
 /** Ensures the user has a panel account linked in external_accounts. */
 export async function ensurePanelAccount(
   sql: Sql,
@@ -108,15 +120,8 @@ export async function ensurePanelAccount(
     );
   }
 
-  const existing = await panel.getUserByExternalId(userId);
-  if (existing) {
-    await link(sql, userId, existing);
-    return {
-      pteroUserId: existing.id,
-      username: existing.username,
-      created: true,
-    };
-  }
+  const existing = await linkByExternalId(sql, panel, userId);
+  if (existing) return existing;
 
   const base = usernameFromEmail(user.email);
   const candidates = [base, `${base.slice(0, 17)}-${userId.slice(0, 6)}`];
@@ -141,21 +146,12 @@ export async function ensurePanelAccount(
       ) {
         throw error;
       }
+      // Whatever clashed, a concurrent request for this user may have just made it.
+      const raced = await linkByExternalId(sql, panel, userId);
+      if (raced) return raced;
       if (error.field === "username") continue;
       if (error.field === "email") {
         return await adoptByEmail(sql, panel, user, user.email);
-      }
-      if (error.field === "external_id") {
-        // Created concurrently by another request: take that one.
-        const raced = await panel.getUserByExternalId(userId);
-        if (raced) {
-          await link(sql, userId, raced);
-          return {
-            pteroUserId: raced.id,
-            username: raced.username,
-            created: true,
-          };
-        }
       }
       throw error;
     }
@@ -178,11 +174,6 @@ async function adoptByEmail(
   email: string,
 ): Promise<PanelAccount> {
   const [match] = await panel.findUsersByEmail(email);
-  if (match?.external_id === user.id) {
-    // Made by a concurrent request for this same user: it is already theirs.
-    await link(sql, user.id, match);
-    return { pteroUserId: match.id, username: match.username, created: true };
-  }
   if (!match || (match.external_id !== null && match.external_id !== user.id)) {
     throw new HttpError(
       409,

@@ -7,6 +7,7 @@
  */
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
+import { recordOrderEvent } from "./orders.ts";
 
 /** What went wrong, for a person. */
 export interface Alert {
@@ -35,13 +36,12 @@ export function createAlerter(
     });
     if (alert.orderId) {
       try {
-        await options.sql`
-          insert into public.order_events (order_id, user_id, kind, message, detail, actor)
-          select id, user_id, 'alert', ${alert.title},
-            ${
-          options.sql.json({ message: alert.message, ...alert.fields })
-        }, 'alerts'
-          from public.orders where id = ${alert.orderId}`;
+        await recordOrderEvent(options.sql, alert.orderId, {
+          kind: "alert",
+          message: alert.title,
+          detail: { message: alert.message, ...alert.fields },
+          actor: "alerts",
+        });
       } catch (error) {
         log.error("Could not record the alert on the order", { error });
       }

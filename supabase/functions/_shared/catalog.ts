@@ -5,7 +5,7 @@
  * @module
  */
 import type { Sql } from "./db.ts";
-import { HttpError } from "./errors.ts";
+import { DomainError } from "./errors.ts";
 
 /** Billing terms. */
 export const TERMS = ["monthly", "quarterly", "yearly"] as const;
@@ -49,15 +49,15 @@ export async function resolveOffer(
       on pp.plan_id = p.id and pp.term = ${request.term} and pp.active
     where p.id = ${request.planId}`;
   if (!plan) {
-    throw new HttpError(
-      404,
+    throw new DomainError(
+      "not_found",
       "plan_not_found",
       `Plan "${request.planId}" does not exist`,
     );
   }
   if (!plan.active) {
-    throw new HttpError(
-      404,
+    throw new DomainError(
+      "not_found",
       "plan_inactive",
       `Plan "${request.planId}" is no longer sold`,
     );
@@ -66,8 +66,8 @@ export async function resolveOffer(
     const offered = await sql<{ term: string }[]>`
       select term::text from public.plan_prices
       where plan_id = ${request.planId} and active order by term`;
-    throw new HttpError(
-      422,
+    throw new DomainError(
+      "invalid",
       "term_not_offered",
       `Plan "${request.planId}" is not sold with term "${request.term}"`,
       { details: { offered_terms: offered.map((row) => row.term) } },
@@ -84,8 +84,8 @@ export async function resolveOffer(
   if (!region) {
     const regions = await sql<{ id: string }[]>`
       select id from public.regions where active order by id`;
-    throw new HttpError(
-      422,
+    throw new DomainError(
+      "invalid",
       "region_unknown",
       `Region "${request.region}" does not exist`,
       {
@@ -94,8 +94,8 @@ export async function resolveOffer(
     );
   }
   if (!region.available) {
-    throw new HttpError(
-      409,
+    throw new DomainError(
+      "conflict",
       "region_sold_out",
       `Region "${request.region}" has no capacity left for plan "${request.planId}"`,
     );

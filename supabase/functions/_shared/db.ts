@@ -25,17 +25,6 @@ export function connect(url: string, options: { max?: number } = {}): Sql {
   });
 }
 
-/** Names who is writing, for the order timeline trigger (transaction-scoped). */
-export async function setActor(
-  tx: Tx,
-  actor: string,
-  reason?: string,
-): Promise<void> {
-  await tx`select set_config('shop.actor', ${actor}, true), set_config('shop.reason', ${
-    reason ?? ""
-  }, true)`;
-}
-
 /** Whether an error is Postgres saying the database is unreachable or overloaded. */
 export function isTransientDbError(error: unknown): boolean {
   if (!(error instanceof Error)) return false;

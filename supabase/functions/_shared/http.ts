@@ -6,7 +6,7 @@
  * @module
  */
 import type { z } from "zod";
-import { HttpError } from "./errors.ts";
+import { DomainError, type DomainErrorKind, HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
 /** A Web-standard request handler. */
@@ -33,19 +33,37 @@ export function json(
   });
 }
 
+/** The status each kind of domain error answers with. */
+const STATUS_OF: Record<DomainErrorKind, number> = {
+  not_found: 404,
+  invalid: 422,
+  conflict: 409,
+  rate_limited: 429,
+  unavailable: 503,
+  upstream: 502,
+};
+
+/** The status a thrown error answers with (500 for anything unknown). */
+export function statusOf(error: unknown): number {
+  if (error instanceof HttpError) return error.status;
+  if (error instanceof DomainError) return STATUS_OF[error.kind];
+  return 500;
+}
+
 /** The reply for an error: known ones as they ask, anything else a logged 500. */
 export function errorResponse(error: unknown, log: Logger): Response {
-  if (error instanceof HttpError) {
-    if (error.status >= 500) {
+  if (error instanceof HttpError || error instanceof DomainError) {
+    const status = statusOf(error);
+    if (status >= 500) {
       log.error(error.message, {
         code: error.code,
-        status: error.status,
+        status,
         cause: error.cause,
       });
     }
     return json(
       { error: { code: error.code, message: error.message, ...error.details } },
-      error.status,
+      status,
     );
   }
   log.error("Unhandled error", { error });

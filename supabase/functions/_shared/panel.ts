@@ -9,6 +9,7 @@
  * @module
  */
 import { z } from "zod";
+import { DomainError } from "./errors.ts";
 
 /** A failed panel call. */
 export class PanelError extends Error {
@@ -276,7 +277,11 @@ export function createPanelClient(options: PanelClientOptions): PanelClient {
     } catch {
       // Not the panel's error shape (a proxy's page, say): keep the raw text.
     }
-    const retryAfter = Number(res.headers.get("Retry-After")) || undefined;
+    const retryAfterHeader = res.headers.get("Retry-After");
+    const retryAfter = retryAfterHeader !== null &&
+        /^\d+$/.test(retryAfterHeader.trim())
+      ? Number(retryAfterHeader)
+      : undefined;
     throw new PanelError(
       `${method} ${path}: panel answered ${res.status}: ${detail}`,
       {
@@ -400,15 +405,15 @@ export function createPanelClient(options: PanelClientOptions): PanelClient {
   };
 }
 
-/** The panel client from configuration, or what is missing to make one. */
+/**
+ * The panel client from configuration. Without credentials it is a client whose every
+ * call fails with `panel_not_configured`, saying what to set; the failure then shows
+ * where the call was made (on the order, or as a 503).
+ */
 export function panelFromConfig(
   config: { PTERODACTYL_URL?: string; PTERODACTYL_API_KEY?: string },
   options: Omit<PanelClientOptions, "url" | "apiKey"> = {},
-): PanelClient | { missing: string } {
-  const missing = [
-    ...(config.PTERODACTYL_URL ? [] : ["PTERODACTYL_URL"]),
-    ...(config.PTERODACTYL_API_KEY ? [] : ["PTERODACTYL_API_KEY"]),
-  ];
+): PanelClient {
   if (config.PTERODACTYL_URL && config.PTERODACTYL_API_KEY) {
     return createPanelClient({
       url: config.PTERODACTYL_URL,
@@ -416,9 +421,29 @@ export function panelFromConfig(
       ...options,
     });
   }
+  const missing = [
+    ...(config.PTERODACTYL_URL ? [] : ["PTERODACTYL_URL"]),
+    ...(config.PTERODACTYL_API_KEY ? [] : ["PTERODACTYL_API_KEY"]),
+  ];
+  const fail = (): Promise<never> =>
+    Promise.reject(
+      new DomainError(
+        "unavailable",
+        "panel_not_configured",
+        `panel credentials are not configured: set ${
+          missing.join(" and ")
+        } as function secrets (an application key of a root admin)`,
+      ),
+    );
   return {
-    missing: `panel credentials are not configured: set ${
-      missing.join(" and ")
-    } as function secrets (an application key of a root admin)`,
+    url: config.PTERODACTYL_URL ?? "",
+    getUserByExternalId: fail,
+    findUsersByEmail: fail,
+    createUser: fail,
+    updateUser: fail,
+    getServerByExternalId: fail,
+    createServer: fail,
+    getEgg: fail,
+    freeAllocations: fail,
   };
 }

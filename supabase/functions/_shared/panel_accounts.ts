@@ -7,7 +7,7 @@
  * @module
  */
 import type { Sql } from "./db.ts";
-import { HttpError } from "./errors.ts";
+import { DomainError } from "./errors.ts";
 import { type PanelClient, PanelError, type PanelUser } from "./panel.ts";
 
 /** The account linked in external_accounts. */
@@ -106,15 +106,15 @@ export async function ensurePanelAccount(
   const [user] = await sql<AuthUserRow[]>`
     select id, email, email_confirmed_at, raw_user_meta_data from auth.users where id = ${userId}`;
   if (!user) {
-    throw new HttpError(
-      404,
+    throw new DomainError(
+      "not_found",
       "user_not_found",
       `User "${userId}" does not exist`,
     );
   }
   if (!user.email) {
-    throw new HttpError(
-      422,
+    throw new DomainError(
+      "invalid",
       "email_required",
       "A panel account needs the user's email address",
     );
@@ -156,8 +156,8 @@ export async function ensurePanelAccount(
       throw error;
     }
   }
-  throw new HttpError(
-    409,
+  throw new DomainError(
+    "conflict",
     "panel_username_taken",
     `No free panel username for "${base}"`,
   );
@@ -175,15 +175,15 @@ async function adoptByEmail(
 ): Promise<PanelAccount> {
   const [match] = await panel.findUsersByEmail(email);
   if (!match || (match.external_id !== null && match.external_id !== user.id)) {
-    throw new HttpError(
-      409,
+    throw new DomainError(
+      "conflict",
       "panel_email_taken",
       "The panel already has an account with this email that belongs to someone else",
     );
   }
   if (!user.email_confirmed_at) {
-    throw new HttpError(
-      409,
+    throw new DomainError(
+      "conflict",
       "panel_email_unconfirmed",
       "The panel already has an account with this email; confirm your email to link it",
     );

@@ -4,32 +4,46 @@
  * the claim (taken under a row lock), node choice is serialised per region under row
  * locks, an uncertain create is reconciled by external id before anything is retried,
  * and every failure ends as an `error` order with its cause, the attempt, the next
- * attempt time, a timeline row and an alert.
+ * attempt time, a timeline row and an alert. Decisions (claim, node, server spec, retry)
+ * are plain functions; this module is the shell around them.
  *
  * @module
  */
 import type { Alerter } from "./alerts.ts";
-import { setActor, type Sql, type Tx } from "./db.ts";
-import { HttpError } from "./errors.ts";
+import type { Sql } from "./db.ts";
+import { DomainError } from "./errors.ts";
 import type { Logger } from "./log.ts";
+import {
+  changeOrder,
+  type Order,
+  type OrderStatus,
+  readOrder,
+  recordOrderEvent,
+} from "./orders.ts";
 import { type PanelClient, PanelError, type PanelServer } from "./panel.ts";
 import { ensurePanelAccount } from "./panel_accounts.ts";
+import { allocationsToTry, chooseNode, type NodeRoom } from "./placement.ts";
+import {
+  DEFAULT_RETRY_POLICY,
+  nextAttempt,
+  type RetryPolicy,
+} from "./retry.ts";
+import { type PlanBuild, serverSpec } from "./server_spec.ts";
 
-/** What provisioning needs; `panel` is a message when the panel is not configured. */
+/** What provisioning needs. */
 export interface ProvisionDeps {
   sql: Sql;
-  panel: PanelClient | { missing: string };
+  panel: PanelClient;
   alert: Alerter;
   log: Logger;
   now?: () => Date;
-  /** Attempts before giving up (no next attempt; an operator must act). Default 8. */
-  maxAttempts?: number;
+  retry?: RetryPolicy;
 }
 
 /** The state of an order after a provisioning call. */
 export interface ProvisionSummary {
   order_id: string;
-  status: string;
+  status: OrderStatus;
   server_id: number | null;
   server_identifier: string | null;
   node: string | null;
@@ -39,13 +53,31 @@ export interface ProvisionSummary {
 }
 
 /** A claim older than this is taken to be from a worker that died. */
-const STALE_CLAIM_MS = 5 * 60 * 1000;
+export const STALE_CLAIM_MS = 5 * 60 * 1000;
 
-/** Delay before attempt `attempt + 1`: 30 s doubling, at most an hour. */
-export function retryDelayMs(attempt: number): number {
-  return Math.min(30_000 * 2 ** Math.max(0, attempt - 1), 3_600_000);
+/** Whether a worker may take an order now: take it, leave it as it is, or refuse. */
+export function claimDecision(
+  order: Pick<Order, "status" | "updated_at">,
+  now: Date,
+): "claim" | "current" | "refuse" {
+  switch (order.status) {
+    case "paid":
+    case "error":
+      return "claim";
+    case "provisioning":
+      // Another worker has it, unless that worker died long ago.
+      return now.getTime() - order.updated_at.getTime() > STALE_CLAIM_MS
+        ? "claim"
+        : "current";
+    case "installing":
+    case "active":
+      return "current";
+    default:
+      return "refuse";
+  }
 }
 
+/** A failed step of provisioning, with the words an operator reads on the order. */
 class StepError extends Error {
   override name = "StepError";
   constructor(
@@ -57,191 +89,119 @@ class StepError extends Error {
   }
 }
 
-interface OrderRow {
-  id: string;
-  user_id: string;
-  plan_id: string;
-  region: string;
-  server_name: string;
-  status: string;
-  memory_mb: number;
-  disk_mb: number;
-  attempt_count: number;
-  updated_at: Date;
-  pterodactyl_server_id: number | null;
-  pterodactyl_server_identifier: string | null;
-  error_message: string | null;
-  next_attempt_at: Date | null;
-  node_name: string | null;
-}
-
-async function readOrder(
-  sql: Sql | Tx,
-  orderId: string,
-  lock: boolean,
-): Promise<OrderRow> {
-  const [order] = await sql<OrderRow[]>`
-    select o.id, o.user_id, o.plan_id, o.region, o.server_name, o.status::text, o.memory_mb,
-      o.disk_mb, o.attempt_count, o.updated_at, o.pterodactyl_server_id,
-      o.pterodactyl_server_identifier, o.error_message, o.next_attempt_at, n.name as node_name
-    from public.orders o left join public.ptero_nodes n on n.id = o.node_id
-    where o.id = ${orderId}
-    ${lock ? sql`for update of o` : sql``}`;
-  if (!order) {
-    throw new HttpError(
-      404,
-      "order_not_found",
-      `Order "${orderId}" does not exist`,
-    );
+async function step<T>(name: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof StepError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    throw new StepError(name, message, { cause: error });
   }
-  return order;
 }
 
-function summary(order: OrderRow): ProvisionSummary {
+async function summary(deps: ProvisionDeps, orderId: string) {
+  const [row] = await deps.sql<{ name: string | null }[]>`
+    select n.name from public.orders o left join public.ptero_nodes n on n.id = o.node_id
+    where o.id = ${orderId}`;
+  const order = await readOrder(deps.sql, orderId);
+  if (!order) throw orderNotFound(orderId);
   return {
     order_id: order.id,
     status: order.status,
     server_id: order.pterodactyl_server_id,
     server_identifier: order.pterodactyl_server_identifier,
-    node: order.node_name,
+    node: row?.name ?? null,
     attempt: order.attempt_count,
     error: order.error_message,
     next_attempt_at: order.next_attempt_at?.toISOString() ?? null,
-  };
+  } satisfies ProvisionSummary;
 }
 
-async function recordAttempt(
-  tx: Tx,
-  order: { id: string; user_id: string },
-  message: string,
-  detail: Record<string, string | number | boolean | null>,
-  actor: string,
-): Promise<void> {
-  await tx`
-    insert into public.order_events (order_id, user_id, kind, message, detail, actor)
-    values (${order.id}, ${order.user_id}, 'provision_attempt', ${message}, ${
-    tx.json(detail)
-  },
-      ${actor})`;
+function orderNotFound(orderId: string): DomainError {
+  return new DomainError(
+    "not_found",
+    "order_not_found",
+    `Order "${orderId}" does not exist`,
+  );
 }
 
-/** Takes the order for this worker, or says why not. */
+/** Takes the order for this worker (counting the attempt), or says why not. */
 async function claim(
   deps: ProvisionDeps,
   orderId: string,
   actor: string,
-): Promise<{ claimed: OrderRow } | { current: OrderRow }> {
+): Promise<Order | null> {
   const now = deps.now?.() ?? new Date();
   return await deps.sql.begin(async (tx) => {
-    const order = await readOrder(tx, orderId, true);
-    if (order.status === "installing" || order.status === "active") {
-      return { current: order };
-    }
-    const stale = now.getTime() - order.updated_at.getTime() > STALE_CLAIM_MS;
-    if (order.status === "provisioning" && !stale) return { current: order };
-    if (!["paid", "error", "provisioning"].includes(order.status)) {
-      throw new HttpError(
-        409,
+    const order = await readOrder(tx, orderId, { lock: true });
+    if (!order) throw orderNotFound(orderId);
+    const decision = claimDecision(order, now);
+    if (decision === "current") return null;
+    if (decision === "refuse") {
+      throw new DomainError(
+        "conflict",
         "order_not_provisionable",
         `Order is "${order.status}"; only paid or failed orders can be provisioned`,
         { details: { status: order.status } },
       );
     }
     const attempt = order.attempt_count + 1;
-    await setActor(tx, actor, `Provisioning attempt ${attempt} started`);
-    await tx`
-      update public.orders
-      set status = 'provisioning', attempt_count = ${attempt}, next_attempt_at = null
-      where id = ${orderId}`;
-    await recordAttempt(
-      tx,
-      order,
-      `Attempt ${attempt} started`,
-      { attempt },
+    const claimed = await changeOrder(tx, orderId, {
+      to: "provisioning",
+      set: { attempt_count: attempt, next_attempt_at: null },
       actor,
-    );
-    return {
-      claimed: { ...order, attempt_count: attempt, status: "provisioning" },
-    };
+      reason: `Provisioning attempt ${attempt} started`,
+    });
+    await recordOrderEvent(tx, orderId, {
+      kind: "provision_attempt",
+      message: `Attempt ${attempt} started`,
+      detail: { attempt },
+      actor,
+    });
+    return claimed;
   });
 }
 
-interface PlanRow {
-  id: string;
-  cpu_percent: number;
-  swap_mb: number;
-  io_weight: number;
-  databases: number;
-  backups: number;
-  allocations: number;
-  ptero_nest_id: number;
-  ptero_egg_id: number;
-  docker_image: string | null;
-  startup: string | null;
-  environment: Record<string, string>;
-}
-
-interface NodeChoice {
-  id: number;
-  panel_node_id: number;
-  name: string;
-}
-
-/** Picks the node in the order's region with the most room, and books it on the order. */
-async function chooseNode(
+/** Books the node with the most room in the order's region on the order. */
+async function bookNode(
   sql: Sql,
-  order: OrderRow,
+  order: Order,
   actor: string,
-): Promise<NodeChoice> {
+): Promise<NodeRoom> {
   return await sql.begin(async (tx) => {
-    await setActor(tx, actor);
     // Locking the region's nodes serialises placements: a concurrent order waits here,
     // then sees this booking in node_capacity.
     await tx`select id from public.ptero_nodes where region = ${order.region} and enabled
       order by id for update`;
-    const [node] = await tx<NodeChoice[]>`
-      select n.id::int as id, n.panel_node_id, n.name
+    const rooms = await tx<NodeRoom[]>`
+      select n.id::int as id, n.panel_node_id, n.name, n.region, c.free_memory_mb,
+        c.free_disk_mb
       from public.node_capacity c join public.ptero_nodes n on n.id = c.node_id
-      where c.region = ${order.region}
-        and c.free_memory_mb >= ${order.memory_mb} and c.free_disk_mb >= ${order.disk_mb}
-      order by c.free_memory_mb desc, n.id
-      limit 1`;
+      where c.region = ${order.region}`;
+    const node = chooseNode(rooms, order);
     if (!node) {
       throw new StepError(
         "Choosing a node",
         `no enabled node in region "${order.region}" has ${order.memory_mb} MB memory and ${order.disk_mb} MB disk free; add a node or capacity to the region`,
       );
     }
-    await tx`update public.orders set node_id = ${node.id} where id = ${order.id}`;
+    await changeOrder(tx, order.id, { set: { node_id: node.id }, actor });
     return node;
   });
-}
-
-function panelDetail(error: unknown): string {
-  if (error instanceof PanelError) return error.message;
-  if (error instanceof HttpError) return error.message;
-  return error instanceof Error ? error.message : String(error);
-}
-
-async function step<T>(name: string, work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (error instanceof StepError) throw error;
-    throw new StepError(name, panelDetail(error), { cause: error });
-  }
 }
 
 /** Creates the server, trying the next free allocation if one was taken meanwhile. */
 async function createServer(
   panel: PanelClient,
-  order: OrderRow,
-  build: Omit<Parameters<PanelClient["createServer"]>[0], "allocation">,
-  node: NodeChoice,
+  order: Order,
+  spec: ReturnType<typeof serverSpec>,
+  node: NodeRoom,
 ): Promise<PanelServer> {
-  const free = await step(
-    "Finding a free allocation",
-    () => panel.freeAllocations(node.panel_node_id),
+  const free = allocationsToTry(
+    await step(
+      "Finding a free allocation",
+      () => panel.freeAllocations(node.panel_node_id),
+    ),
   );
   if (free.length === 0) {
     throw new StepError(
@@ -249,10 +209,10 @@ async function createServer(
       `node "${node.name}" (panel node ${node.panel_node_id}) has no free allocation; add ports to it`,
     );
   }
-  for (const allocation of free.slice(0, 3)) {
+  for (const allocation of free) {
     try {
       return await panel.createServer({
-        ...build,
+        ...spec,
         allocation: { default: allocation.id },
       });
     } catch (error) {
@@ -272,7 +232,7 @@ async function createServer(
       }
       throw new StepError(
         "Creating the server on the panel",
-        panelDetail(error),
+        error instanceof Error ? error.message : String(error),
         { cause: error },
       );
     }
@@ -285,11 +245,11 @@ async function createServer(
 
 async function runSteps(
   deps: ProvisionDeps,
-  panel: PanelClient,
-  order: OrderRow,
+  order: Order,
   actor: string,
 ): Promise<{ server: PanelServer; nodeId: number }> {
-  const [plan] = await deps.sql<PlanRow[]>`
+  const { panel } = deps;
+  const [plan] = await deps.sql<PlanBuild[]>`
     select id, cpu_percent, swap_mb, io_weight, databases, backups, allocations, ptero_nest_id,
       ptero_egg_id, docker_image, startup, environment
     from public.plans where id = ${order.plan_id}`;
@@ -299,6 +259,7 @@ async function runSteps(
   );
 
   if (order.attempt_count > 1) {
+    // An earlier attempt may have made the server before its worker died.
     const existing = await step(
       "Looking for a server from an earlier attempt",
       () => panel.getServerByExternalId(order.id),
@@ -320,51 +281,12 @@ async function runSteps(
       `plan "${plan.id}" uses egg ${plan.ptero_egg_id} of nest ${plan.ptero_nest_id}, which the panel does not have; fix the plan's ptero_nest_id / ptero_egg_id`,
     );
   }
-  const known = new Set(egg.variables.map((v) => v.env_variable));
-  const unknown = Object.keys(plan.environment).filter((key) =>
-    !known.has(key)
+  const spec = await step(
+    "Building the environment",
+    () => Promise.resolve(serverSpec(plan, egg, order, account)),
   );
-  if (unknown.length > 0) {
-    throw new StepError(
-      "Building the environment",
-      `plan "${plan.id}" sets ${
-        unknown.join(", ")
-      }, which egg "${egg.name}" does not define`,
-    );
-  }
-  const environment = Object.fromEntries(
-    egg.variables.map((
-      v,
-    ) => [
-      v.env_variable,
-      plan.environment[v.env_variable] ?? v.default_value ?? "",
-    ]),
-  );
-
-  const node = await chooseNode(deps.sql, order, actor);
-  const server = await createServer(panel, order, {
-    name: order.server_name,
-    user: account.pteroUserId,
-    egg: egg.id,
-    docker_image: plan.docker_image ?? egg.dockerImage,
-    startup: plan.startup ?? egg.startup,
-    environment,
-    limits: {
-      memory: order.memory_mb,
-      swap: plan.swap_mb,
-      disk: order.disk_mb,
-      io: plan.io_weight,
-      cpu: plan.cpu_percent,
-    },
-    feature_limits: {
-      databases: plan.databases,
-      backups: plan.backups,
-      allocations: plan.allocations,
-    },
-    external_id: order.id,
-    description: `Order ${order.id}`,
-    start_on_completion: true,
-  }, node);
+  const node = await bookNode(deps.sql, order, actor);
+  const server = await createServer(panel, order, spec, node);
   return { server, nodeId: node.id };
 }
 
@@ -374,9 +296,8 @@ export async function provisionOrder(
   orderId: string,
   options: { actor: string },
 ): Promise<ProvisionSummary> {
-  const taken = await claim(deps, orderId, options.actor);
-  if ("current" in taken) return summary(taken.current);
-  const order = taken.claimed;
+  const order = await claim(deps, orderId, options.actor);
+  if (!order) return await summary(deps, orderId);
   const log = deps.log.child({
     order_id: order.id,
     attempt: order.attempt_count,
@@ -384,42 +305,31 @@ export async function provisionOrder(
   log.info("Provisioning started");
 
   try {
-    if ("missing" in deps.panel) {
-      throw new StepError(
-        "Reading the panel configuration",
-        deps.panel.missing,
-      );
-    }
-    const panel = deps.panel;
-    const { server, nodeId } = await runSteps(
-      deps,
-      panel,
-      order,
-      options.actor,
-    );
+    const { server, nodeId } = await runSteps(deps, order, options.actor);
     await deps.sql.begin(async (tx) => {
-      await setActor(
-        tx,
-        options.actor,
-        `Server ${server.identifier} created; installing`,
-      );
-      await tx`
-        update public.orders set status = 'installing', pterodactyl_server_id = ${server.id},
-          pterodactyl_server_identifier = ${server.identifier}, node_id = ${nodeId},
-          error_message = null, next_attempt_at = null
-        where id = ${order.id}`;
-      await recordAttempt(
-        tx,
-        order,
-        `Attempt ${order.attempt_count} succeeded`,
-        {
+      await changeOrder(tx, order.id, {
+        to: "installing",
+        set: {
+          pterodactyl_server_id: server.id,
+          pterodactyl_server_identifier: server.identifier,
+          node_id: nodeId,
+          error_message: null,
+          next_attempt_at: null,
+        },
+        actor: options.actor,
+        reason: `Server ${server.identifier} created; installing`,
+      });
+      await recordOrderEvent(tx, order.id, {
+        kind: "provision_attempt",
+        message: `Attempt ${order.attempt_count} succeeded`,
+        detail: {
           attempt: order.attempt_count,
           server_id: server.id,
           server_identifier: server.identifier,
           panel_node_id: server.node,
         },
-        options.actor,
-      );
+        actor: options.actor,
+      });
     });
     log.info("Server created", {
       server_id: server.id,
@@ -428,49 +338,63 @@ export async function provisionOrder(
   } catch (error) {
     await fail(deps, order, error, options.actor, log);
   }
-  return summary(await readOrder(deps.sql, order.id, false));
+  return await summary(deps, order.id);
 }
 
 async function fail(
   deps: ProvisionDeps,
-  order: OrderRow,
+  order: Order,
   error: unknown,
   actor: string,
   log: Logger,
 ): Promise<void> {
-  const now = deps.now?.() ?? new Date();
   const stepName = error instanceof StepError ? error.step : "Provisioning";
-  const message = `${stepName} failed: ${panelDetail(error)}`;
+  const detail = error instanceof Error ? error.message : String(error);
+  const message = `${stepName} failed: ${detail}`;
   const attempt = order.attempt_count;
-  const gaveUp = attempt >= (deps.maxAttempts ?? 8);
   const cause = error instanceof StepError ? error.cause : error;
-  // A throttled panel names its own wait; never come back sooner than that.
-  const askedMs = cause instanceof PanelError && cause.retryAfter
-    ? cause.retryAfter * 1000
-    : 0;
-  const next = gaveUp
-    ? null
-    : new Date(now.getTime() + Math.max(retryDelayMs(attempt), askedMs));
+  const decision = nextAttempt({
+    attempt,
+    retryAfterSeconds: cause instanceof PanelError
+      ? cause.retryAfter
+      : undefined,
+    now: deps.now?.() ?? new Date(),
+  }, deps.retry ?? DEFAULT_RETRY_POLICY);
+  const next = decision.retry ? decision.at : null;
   log.error("Provisioning failed", { error: message, next_attempt_at: next });
   await deps.sql.begin(async (tx) => {
-    await setActor(tx, actor, message);
-    // The node booking is released unless a server exists for the order.
-    await tx`
-      update public.orders set status = 'error', error_message = ${message},
-        next_attempt_at = ${next},
-        node_id = case when pterodactyl_server_id is null then null else node_id end
-      where id = ${order.id}`;
-    await recordAttempt(tx, order, `Attempt ${attempt} failed`, {
-      attempt,
-      step: stepName,
-      error: message,
-      panel_status: cause instanceof PanelError ? cause.status : null,
-      panel_code: cause instanceof PanelError ? cause.panelCode ?? null : null,
-      next_attempt_at: next?.toISOString() ?? null,
-    }, actor);
+    const current = await readOrder(tx, order.id, { lock: true });
+    await changeOrder(tx, order.id, {
+      to: "error",
+      set: {
+        error_message: message,
+        next_attempt_at: next,
+        // The node booking is released unless a server exists for the order.
+        node_id: current?.pterodactyl_server_id == null
+          ? null
+          : current.node_id,
+      },
+      actor,
+      reason: message,
+    });
+    await recordOrderEvent(tx, order.id, {
+      kind: "provision_attempt",
+      message: `Attempt ${attempt} failed`,
+      detail: {
+        attempt,
+        step: stepName,
+        error: message,
+        panel_status: cause instanceof PanelError ? cause.status : null,
+        panel_code: cause instanceof PanelError
+          ? cause.panelCode ?? null
+          : null,
+        next_attempt_at: next?.toISOString() ?? null,
+      },
+      actor,
+    });
   });
   await deps.alert({
-    title: gaveUp ? "Provisioning gave up" : "Provisioning failed",
+    title: decision.retry ? "Provisioning failed" : "Provisioning gave up",
     message,
     orderId: order.id,
     fields: {

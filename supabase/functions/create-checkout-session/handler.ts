@@ -18,7 +18,15 @@ import {
   stripeEnv,
   supabaseEnv,
 } from "../_shared/config.ts";
-import { setActor, type Sql } from "../_shared/db.ts";
+import type { Sql } from "../_shared/db.ts";
+import {
+  changeOrder,
+  createOrder,
+  type Order,
+  readOpenOrder,
+  readOrder,
+  recordOrderEvent,
+} from "../_shared/orders.ts";
 import { HttpError } from "../_shared/errors.ts";
 import {
   type Handler,
@@ -58,12 +66,7 @@ type CheckoutRequest = z.infer<typeof CheckoutRequest>;
 /** How long a checkout stays open (Stripe allows 30 minutes to 24 hours). */
 const CHECKOUT_TTL_MS = 60 * 60 * 1000;
 
-interface OpenOrder {
-  id: string;
-  created_at: Date;
-  stripe_checkout_session_id: string | null;
-  stripe_checkout_url: string | null;
-}
+const ACTOR = "create-checkout-session";
 
 /** Finds the customer's open checkout for the same request, or creates the order. */
 async function openOrder(
@@ -72,18 +75,16 @@ async function openOrder(
   request: CheckoutRequest,
   offer: Offer,
   now: Date,
-): Promise<OpenOrder> {
+): Promise<Order> {
+  const key = {
+    user_id: user.id,
+    plan_id: offer.planId,
+    term: offer.term,
+    region: offer.region,
+    server_name: request.server_name,
+  };
   return await sql.begin(async (tx) => {
-    await setActor(tx, "create-checkout-session");
-    const [existing] = await tx<
-      (OpenOrder & { checkout_expires_at: Date | null })[]
-    >`
-      select id, created_at, stripe_checkout_session_id, stripe_checkout_url, checkout_expires_at
-      from public.orders
-      where user_id = ${user.id} and plan_id = ${offer.planId} and term = ${offer.term}
-        and region = ${offer.region} and server_name = ${request.server_name}
-        and status = 'pending'
-      for update`;
+    const existing = await readOpenOrder(tx, key);
     if (
       existing &&
       (!existing.checkout_expires_at || existing.checkout_expires_at > now)
@@ -91,29 +92,23 @@ async function openOrder(
       return existing;
     }
     if (existing) {
-      await setActor(
-        tx,
-        "create-checkout-session",
-        "Checkout expired before payment",
-      );
-      await tx`update public.orders set status = 'expired' where id = ${existing.id}`;
+      await changeOrder(tx, existing.id, {
+        to: "expired",
+        actor: ACTOR,
+        reason: "Checkout expired before payment",
+      });
     }
-    const inserted = await tx<OpenOrder[]>`
-      insert into public.orders (user_id, plan_id, term, region, server_name, stripe_price_id,
-        amount_cents, currency, memory_mb, disk_mb)
-      values (${user.id}, ${offer.planId}, ${offer.term}, ${offer.region},
-        ${request.server_name}, ${offer.stripePriceId}, ${offer.amountCents}, ${offer.currency},
-        ${offer.memoryMb}, ${offer.diskMb})
-      on conflict do nothing
-      returning id, created_at, stripe_checkout_session_id, stripe_checkout_url`;
-    if (inserted[0]) return inserted[0];
+    const created = await createOrder(tx, {
+      ...key,
+      stripe_price_id: offer.stripePriceId,
+      amount_cents: offer.amountCents,
+      currency: offer.currency,
+      memory_mb: offer.memoryMb,
+      disk_mb: offer.diskMb,
+    }, ACTOR);
+    if (created) return created;
     // A concurrent identical request inserted it first: use theirs.
-    const [theirs] = await tx<OpenOrder[]>`
-      select id, created_at, stripe_checkout_session_id, stripe_checkout_url
-      from public.orders
-      where user_id = ${user.id} and plan_id = ${offer.planId} and term = ${offer.term}
-        and region = ${offer.region} and server_name = ${request.server_name}
-        and status = 'pending'`;
+    const theirs = await readOpenOrder(tx, key);
     if (!theirs) {
       throw new Error("Open order vanished while creating a checkout");
     }
@@ -150,7 +145,7 @@ async function ensureStripeCustomer(
 async function createStripeSession(
   deps: CheckoutDeps,
   user: AuthUser,
-  order: OpenOrder,
+  order: Order,
   request: CheckoutRequest,
   offer: Offer,
 ): Promise<Stripe.Checkout.Session> {
@@ -215,10 +210,18 @@ export function createCheckoutHandler(deps: CheckoutDeps): Handler {
         ? `Stripe refused the checkout session: ${error.message}`
         : "Stripe could not be reached to create the checkout session";
       await deps.sql.begin(async (tx) => {
-        await setActor(tx, "create-checkout-session", reason);
-        await tx`
-          update public.orders set status = 'expired', error_message = ${reason}
-          where id = ${order.id} and status = 'pending' and stripe_checkout_session_id is null`;
+        const current = await readOrder(tx, order.id, { lock: true });
+        if (
+          current?.status !== "pending" || current.stripe_checkout_session_id
+        ) {
+          return;
+        }
+        await changeOrder(tx, order.id, {
+          to: "expired",
+          set: { error_message: reason },
+          actor: ACTOR,
+          reason,
+        });
       });
       log.error("Checkout session creation failed", { error });
       throw new HttpError(
@@ -232,23 +235,23 @@ export function createCheckoutHandler(deps: CheckoutDeps): Handler {
     }
 
     await deps.sql.begin(async (tx) => {
-      await setActor(tx, "create-checkout-session");
-      await tx`
-        update public.orders set
-          stripe_checkout_session_id = ${session.id},
-          stripe_checkout_url = ${session.url},
-          checkout_expires_at = to_timestamp(${session.expires_at}),
-          stripe_customer_id = ${
-        typeof session.customer === "string"
-          ? session.customer
-          : session.customer?.id ?? null
-      }
-        where id = ${order.id}`;
-      await tx`
-        insert into public.order_events (order_id, user_id, kind, message, detail, actor)
-        values (${order.id}, ${user.id}, 'checkout', 'Checkout session created',
-          ${tx.json({ session_id: session.id, price: offer.stripePriceId })},
-          'create-checkout-session')`;
+      await changeOrder(tx, order.id, {
+        set: {
+          stripe_checkout_session_id: session.id,
+          stripe_checkout_url: session.url,
+          checkout_expires_at: new Date(session.expires_at * 1000),
+          stripe_customer_id: typeof session.customer === "string"
+            ? session.customer
+            : session.customer?.id ?? null,
+        },
+        actor: ACTOR,
+      });
+      await recordOrderEvent(tx, order.id, {
+        kind: "checkout",
+        message: "Checkout session created",
+        detail: { session_id: session.id, price: offer.stripePriceId },
+        actor: ACTOR,
+      });
     });
     log.info("Checkout session created", { session_id: session.id });
     return json({

@@ -7,7 +7,7 @@
 import { createUserVerifier, type UserVerifier } from "../_shared/auth.ts";
 import { type Env, panelEnv, supabaseEnv } from "../_shared/config.ts";
 import { type Sql } from "../_shared/db.ts";
-import { HttpError } from "../_shared/errors.ts";
+import { DomainError } from "../_shared/errors.ts";
 import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
 import { type Logger } from "../_shared/log.ts";
 import {
@@ -25,7 +25,7 @@ import {
 /** What the handler needs. */
 export interface PanelUserDeps {
   sql: Sql;
-  panel: PanelClient | { missing: string };
+  panel: PanelClient;
   verifyUser: UserVerifier;
   log: Logger;
 }
@@ -34,17 +34,8 @@ export interface PanelUserDeps {
 export function createPanelUserHandler(deps: PanelUserDeps): Handler {
   return withErrorHandling(async (req) => {
     const user = await deps.verifyUser(req);
-    if ("missing" in deps.panel) {
-      deps.log.error("Panel not configured", { problem: deps.panel.missing });
-      throw new HttpError(
-        503,
-        "panel_not_configured",
-        "The game panel is not configured",
-      );
-    }
-    const panel = deps.panel;
     try {
-      const account = await ensurePanelAccount(deps.sql, panel, user.id);
+      const account = await ensurePanelAccount(deps.sql, deps.panel, user.id);
       deps.log.info("Panel account ensured", {
         user_id: user.id,
         created: account.created,
@@ -52,7 +43,7 @@ export function createPanelUserHandler(deps: PanelUserDeps): Handler {
       return json({
         ptero_user_id: account.pteroUserId,
         username: account.username,
-        panel_url: panel.url,
+        panel_url: deps.panel.url,
         created: account.created,
       });
     } catch (error) {
@@ -61,8 +52,8 @@ export function createPanelUserHandler(deps: PanelUserDeps): Handler {
         user_id: user.id,
         error: error.message,
       });
-      throw new HttpError(
-        502,
+      throw new DomainError(
+        "upstream",
         "panel_unavailable",
         "The game panel could not be reached; try again",
       );

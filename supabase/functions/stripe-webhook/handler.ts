@@ -15,12 +15,7 @@ import {
   supabaseEnv,
   webhookEnv,
 } from "../_shared/config.ts";
-import {
-  isTransientDbError,
-  setActor,
-  type Sql,
-  type Tx,
-} from "../_shared/db.ts";
+import { isTransientDbError, type Sql, type Tx } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
 import {
   type Handler,
@@ -29,12 +24,24 @@ import {
   withErrorHandling,
 } from "../_shared/http.ts";
 import { type Logger } from "../_shared/log.ts";
+import {
+  changeOrder,
+  type Order,
+  readOrder,
+  recordOrderEvent,
+} from "../_shared/orders.ts";
 import { createStripe, Stripe, stripeCrypto } from "../_shared/stripe.ts";
 import {
   type WiredFunction,
   wireFunction,
   type WiringOptions,
 } from "../_shared/wiring.ts";
+import {
+  reconcileFirstInvoice,
+  reconcileSession,
+  type Reconciliation,
+  type SessionEventType,
+} from "./reconcile.ts";
 
 /** What the handler needs. */
 export interface WebhookDeps {
@@ -58,37 +65,13 @@ interface Applied {
   alert?: Alert;
 }
 
-interface OrderRow {
-  id: string;
-  user_id: string;
-  plan_id: string;
-  term: string;
-  region: string;
-  server_name: string;
-  status: string;
-  amount_cents: number;
-  stripe_checkout_session_id: string | null;
-  stripe_customer_id: string | null;
-  stripe_subscription_id: string | null;
-}
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const ACTOR = "stripe-webhook";
 
 function idOf(
   value: string | { id: string } | null | undefined,
 ): string | null {
   return typeof value === "string" ? value : value?.id ?? null;
-}
-
-async function lockOrder(
-  tx: Tx,
-  orderId: string,
-): Promise<OrderRow | undefined> {
-  const [order] = await tx<OrderRow[]>`
-    select id, user_id, plan_id, term::text, region, server_name, status::text, amount_cents,
-      stripe_checkout_session_id, stripe_customer_id, stripe_subscription_id
-    from public.orders where id = ${orderId} for update`;
-  return order;
 }
 
 function mismatch(
@@ -112,179 +95,109 @@ function mismatch(
   };
 }
 
-/** Compares what the payment says with what the order says. */
-function disagreements(
-  order: OrderRow,
-  metadata: Record<string, string> | null | undefined,
-  customer: string | null,
-  subscription: string | null,
-): string[] {
-  const problems: string[] = [];
-  const expected: Record<string, string> = {
-    order_id: order.id,
-    user_id: order.user_id,
-    plan_id: order.plan_id,
-    term: order.term,
-    region: order.region,
-    server_name: order.server_name,
-  };
-  for (const [key, value] of Object.entries(expected)) {
-    if (metadata?.[key] !== value) {
-      problems.push(
-        `${key} is "${
-          metadata?.[key] ?? "(missing)"
-        }", the order has "${value}"`,
-      );
-    }
-  }
-  if (
-    customer && order.stripe_customer_id &&
-    customer !== order.stripe_customer_id
-  ) {
-    problems.push(
-      `customer is "${customer}", the order has "${order.stripe_customer_id}"`,
-    );
-  }
-  if (
-    subscription && order.stripe_subscription_id &&
-    subscription !== order.stripe_subscription_id
-  ) {
-    problems.push(
-      `subscription is "${subscription}", the order has "${order.stripe_subscription_id}"`,
-    );
-  }
-  return problems;
+/** Finds and locks the order an event names, or answers why it cannot. */
+async function orderFor(
+  tx: Tx,
+  orderId: string | null | undefined,
+  what: string,
+): Promise<Order | string> {
+  if (!orderId || !UUID.test(orderId)) return `the ${what} carries no order id`;
+  return await readOrder(tx, orderId, { lock: true }) ??
+    `no order "${orderId}" exists`;
 }
 
-/** Marks a pending order paid; anything further along is left as it is. */
-async function markPaid(
+/** Applies a reconciliation to the order, inside the event's transaction. */
+async function apply(
   tx: Tx,
   event: Stripe.Event,
-  order: OrderRow,
-  customer: string | null,
-  subscription: string | null,
+  order: Order,
+  decision: Reconciliation,
 ): Promise<Applied> {
-  if (order.status === "expired" || order.status === "canceled") {
-    return mismatch(event, order.id, [
-      `payment received for an order that is "${order.status}"; refund or restore it by hand`,
-    ]);
+  if (decision.outcome === "mismatch") {
+    return mismatch(event, order.id, decision.problems);
   }
-  await setActor(
-    tx,
-    "stripe-webhook",
-    `Payment confirmed by ${event.type} (${event.id})`,
-  );
-  await tx`
-    update public.orders set
-      stripe_customer_id = coalesce(stripe_customer_id, ${customer}),
-      stripe_subscription_id = coalesce(stripe_subscription_id, ${subscription})
-    where id = ${order.id}`;
-  if (order.status !== "pending") {
-    return { outcome: "processed", orderId: order.id };
+  const { transition, link, note } = decision;
+  let provision: string | undefined;
+  if (transition || link) {
+    const changed = await changeOrder(tx, order.id, {
+      to: transition?.to,
+      set: {
+        stripe_customer_id: order.stripe_customer_id ?? link?.customer,
+        stripe_subscription_id: order.stripe_subscription_id ??
+          link?.subscription,
+        ...(transition?.to === "paid" ? { paid_at: new Date() } : {}),
+        ...(transition?.to === "expired"
+          ? { error_message: transition.reason }
+          : {}),
+      },
+      actor: ACTOR,
+      reason: transition?.reason,
+    });
+    if (transition?.to === "paid" && changed?.status === "paid") {
+      provision = order.id;
+    }
   }
-  await tx`update public.orders set status = 'paid', paid_at = now() where id = ${order.id}`;
-  return { outcome: "processed", orderId: order.id, provision: order.id };
+  if (note) {
+    await recordOrderEvent(tx, order.id, {
+      kind: "payment",
+      message: note,
+      detail: { event_id: event.id },
+      actor: ACTOR,
+    });
+  }
+  return { outcome: "processed", orderId: order.id, provision };
 }
 
 async function onSession(
   tx: Tx,
-  event: Stripe.Event,
+  event: Stripe.Event & { type: SessionEventType },
   session: Stripe.Checkout.Session,
-) {
-  const orderId = session.client_reference_id ?? session.metadata?.order_id;
-  if (!orderId || !UUID.test(orderId)) {
-    return mismatch(event, undefined, ["the session carries no order id"]);
-  }
-  const order = await lockOrder(tx, orderId);
-  if (!order) {
-    return mismatch(event, undefined, [`no order "${orderId}" exists`]);
-  }
-  const customer = idOf(session.customer);
-  const subscription = idOf(session.subscription);
-  const problems = disagreements(
-    order,
-    session.metadata,
-    customer,
-    subscription,
+): Promise<Applied> {
+  const order = await orderFor(
+    tx,
+    session.client_reference_id ?? session.metadata?.order_id,
+    "session",
   );
-  if (
-    order.stripe_checkout_session_id &&
-    order.stripe_checkout_session_id !== session.id
-  ) {
-    problems.push(
-      `session is "${session.id}", the order has "${order.stripe_checkout_session_id}"`,
-    );
-  }
-  if (
-    session.amount_total !== null && session.amount_total !== order.amount_cents
-  ) {
-    problems.push(
-      `amount is ${session.amount_total}, the order has ${order.amount_cents}`,
-    );
-  }
-  if (problems.length > 0) return mismatch(event, order.id, problems);
-
-  switch (event.type) {
-    case "checkout.session.completed":
-    case "checkout.session.async_payment_succeeded": {
-      if (session.payment_status === "unpaid") {
-        await tx`
-          insert into public.order_events (order_id, user_id, kind, message, detail, actor)
-          values (${order.id}, ${order.user_id}, 'payment',
-            'Checkout completed; the payment is still processing',
-            ${tx.json({ event_id: event.id })}, 'stripe-webhook')`;
-        return { outcome: "processed" as const, orderId: order.id };
-      }
-      return await markPaid(tx, event, order, customer, subscription);
-    }
-    default: {
-      // async_payment_failed or expired: the checkout ends without payment.
-      if (order.status !== "pending") {
-        return { outcome: "processed" as const, orderId: order.id };
-      }
-      const reason = event.type === "checkout.session.expired"
-        ? "Checkout expired without payment"
-        : "The payment failed";
-      await setActor(tx, "stripe-webhook", `${reason} (${event.id})`);
-      await tx`update public.orders set status = 'expired', error_message = ${reason}
-        where id = ${order.id}`;
-      return { outcome: "processed" as const, orderId: order.id };
-    }
-  }
+  if (typeof order === "string") return mismatch(event, undefined, [order]);
+  return await apply(
+    tx,
+    event,
+    order,
+    reconcileSession(event.type, event.id, {
+      id: session.id,
+      metadata: session.metadata,
+      customer: idOf(session.customer),
+      subscription: idOf(session.subscription),
+      amount_total: session.amount_total,
+      currency: session.currency,
+      payment_status: session.payment_status,
+    }, order),
+  );
 }
 
 async function onInvoicePaid(
   tx: Tx,
   event: Stripe.Event,
   invoice: Stripe.Invoice,
-) {
+): Promise<Applied> {
   const details = invoice.parent?.subscription_details;
   if (invoice.billing_reason !== "subscription_create" || !details) {
-    return { outcome: "ignored" as const };
+    return { outcome: "ignored" };
   }
-  const orderId = details.metadata?.order_id;
-  if (!orderId || !UUID.test(orderId)) {
-    return mismatch(event, undefined, ["the subscription carries no order id"]);
-  }
-  const order = await lockOrder(tx, orderId);
-  if (!order) {
-    return mismatch(event, undefined, [`no order "${orderId}" exists`]);
-  }
-  const customer = idOf(invoice.customer);
-  const subscription = idOf(details.subscription);
-  const problems = disagreements(
+  const order = await orderFor(tx, details.metadata?.order_id, "subscription");
+  if (typeof order === "string") return mismatch(event, undefined, [order]);
+  return await apply(
+    tx,
+    event,
     order,
-    details.metadata,
-    customer,
-    subscription,
+    reconcileFirstInvoice(event.id, {
+      metadata: details.metadata,
+      customer: idOf(invoice.customer),
+      subscription: idOf(details.subscription),
+      amount_paid: invoice.amount_paid,
+      currency: invoice.currency,
+    }, order),
   );
-  if (invoice.amount_paid !== order.amount_cents) {
-    problems.push(
-      `amount paid is ${invoice.amount_paid}, the order has ${order.amount_cents}`,
-    );
-  }
-  if (problems.length > 0) return mismatch(event, order.id, problems);
-  return await markPaid(tx, event, order, customer, subscription);
 }
 
 /** Applies one event inside the recording transaction. */
@@ -330,13 +243,17 @@ async function handOff(
   const message = `Handing the order to servers-provision failed: ${problem}`;
   log.error(message);
   await deps.sql.begin(async (tx) => {
-    await tx`
-      update public.orders set error_message = ${message}, next_attempt_at = now()
-      where id = ${orderId} and status = 'paid'`;
-    await tx`
-      insert into public.order_events (order_id, user_id, kind, message, actor)
-      select id, user_id, 'note', ${message}, 'stripe-webhook' from public.orders
-      where id = ${orderId}`;
+    // The sweep picks up a paid order whose next attempt is due.
+    await changeOrder(tx, orderId, {
+      onlyFrom: ["paid"],
+      set: { error_message: message, next_attempt_at: new Date() },
+      actor: ACTOR,
+    });
+    await recordOrderEvent(tx, orderId, {
+      kind: "note",
+      message,
+      actor: ACTOR,
+    });
   });
   await deps.alert({ title: "Provisioning hand-off failed", message, orderId });
 }

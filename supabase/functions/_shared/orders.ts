@@ -1,0 +1,223 @@
+/**
+ * The one owner of an order's state. Every status change, every other write to an
+ * order and every timeline row goes through this module; the database still decides
+ * which transitions are legal (trigger `orders_before_update`) and writes the status
+ * rows of the timeline itself (trigger `orders_record_status`), naming the actor and
+ * reason set here. Row types come from here too.
+ *
+ * @module
+ */
+import type { Sql, Tx } from "./db.ts";
+
+/** Every status an order can be in. */
+export const ORDER_STATUSES = [
+  "pending",
+  "paid",
+  "provisioning",
+  "installing",
+  "active",
+  "error",
+  "suspended",
+  "canceled",
+  "expired",
+] as const;
+/** An order's status. */
+export type OrderStatus = typeof ORDER_STATUSES[number];
+
+/** One row of `public.orders`. */
+export interface Order {
+  id: string;
+  user_id: string;
+  plan_id: string;
+  item_type: string;
+  term: string;
+  region: string;
+  server_name: string;
+  status: OrderStatus;
+  stripe_price_id: string;
+  amount_cents: number;
+  currency: string;
+  memory_mb: number;
+  disk_mb: number;
+  stripe_checkout_session_id: string | null;
+  stripe_checkout_url: string | null;
+  checkout_expires_at: Date | null;
+  stripe_customer_id: string | null;
+  stripe_subscription_id: string | null;
+  node_id: number | null;
+  pterodactyl_server_id: number | null;
+  pterodactyl_server_identifier: string | null;
+  error_message: string | null;
+  attempt_count: number;
+  next_attempt_at: Date | null;
+  paid_at: Date | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** Columns a change may set besides the status (identity and sale stay fixed). */
+export type OrderFields = Partial<
+  Pick<
+    Order,
+    | "stripe_checkout_session_id"
+    | "stripe_checkout_url"
+    | "checkout_expires_at"
+    | "stripe_customer_id"
+    | "stripe_subscription_id"
+    | "node_id"
+    | "pterodactyl_server_id"
+    | "pterodactyl_server_identifier"
+    | "error_message"
+    | "attempt_count"
+    | "next_attempt_at"
+    | "paid_at"
+  >
+>;
+
+/** What a new order is made of: the customer, the request and the offer's snapshot. */
+export type NewOrder = Pick<
+  Order,
+  | "user_id"
+  | "plan_id"
+  | "term"
+  | "region"
+  | "server_name"
+  | "stripe_price_id"
+  | "amount_cents"
+  | "currency"
+  | "memory_mb"
+  | "disk_mb"
+>;
+
+/** Kinds of timeline rows other than status changes (those the database writes). */
+export type OrderEventKind =
+  | "checkout"
+  | "payment"
+  | "provision_attempt"
+  | "panel"
+  | "alert"
+  | "note";
+
+/** A timeline row to record. */
+export interface OrderEvent {
+  kind: OrderEventKind;
+  message: string;
+  actor: string;
+  detail?: Record<string, unknown>;
+}
+
+/** One change to an order, made by `actor` for `reason`. */
+export interface OrderChange {
+  /** New status; the database refuses an illegal transition. */
+  to?: OrderStatus;
+  /** Change only while the order is in one of these statuses (else nothing happens). */
+  onlyFrom?: readonly OrderStatus[];
+  set?: OrderFields;
+  actor: string;
+  /** Why; becomes the message of the status row on the timeline. */
+  reason?: string;
+}
+
+type Db = Sql | Tx;
+
+/** Selects an order row typed as {@linkcode Order}. */
+function selectOrder(db: Db) {
+  return db`
+    id, user_id, plan_id, item_type, term::text as term, region,
+    server_name, status::text as status, stripe_price_id, amount_cents, currency,
+    memory_mb, disk_mb, stripe_checkout_session_id, stripe_checkout_url,
+    checkout_expires_at, stripe_customer_id, stripe_subscription_id,
+    node_id::int as node_id, pterodactyl_server_id, pterodactyl_server_identifier,
+    error_message, attempt_count, next_attempt_at, paid_at, created_at,
+    updated_at`;
+}
+
+/** Reads one order, optionally locking its row for the rest of the transaction. */
+export async function readOrder(
+  db: Db,
+  orderId: string,
+  options: { lock?: boolean } = {},
+): Promise<Order | null> {
+  const [order] = await db<Order[]>`
+    select ${selectOrder(db)} from public.orders where id = ${orderId}
+    ${options.lock ? db`for update` : db``}`;
+  return order ?? null;
+}
+
+/** The customer's open (pending) order for exactly this request, locked. */
+export async function readOpenOrder(
+  tx: Tx,
+  key: Pick<Order, "user_id" | "plan_id" | "term" | "region" | "server_name">,
+): Promise<Order | null> {
+  const [order] = await tx<Order[]>`
+    select ${selectOrder(tx)} from public.orders
+    where user_id = ${key.user_id} and plan_id = ${key.plan_id}
+      and term = ${key.term} and region = ${key.region}
+      and server_name = ${key.server_name} and status = 'pending'
+    for update`;
+  return order ?? null;
+}
+
+/**
+ * Creates a `pending` order; answers null when an identical open order exists (a
+ * concurrent double submit), which the caller then reads.
+ */
+export async function createOrder(
+  tx: Tx,
+  order: NewOrder,
+  actor: string,
+): Promise<Order | null> {
+  await setActor(tx, actor, "Order created");
+  const [created] = await tx<Order[]>`
+    insert into public.orders ${tx(order)}
+    on conflict do nothing
+    returning ${selectOrder(tx)}`;
+  return created ?? null;
+}
+
+/**
+ * Applies one change; answers the order as it is afterwards, or null when the order
+ * does not exist or is not in `onlyFrom`.
+ */
+export async function changeOrder(
+  tx: Tx,
+  orderId: string,
+  change: OrderChange,
+): Promise<Order | null> {
+  const values: Record<string, unknown> = Object.fromEntries(
+    Object.entries(change.set ?? {}).filter(([, value]) => value !== undefined),
+  );
+  if (change.to) values.status = change.to;
+  const guard = change.onlyFrom
+    ? tx`and status::text in ${tx(change.onlyFrom)}`
+    : tx``;
+  if (Object.keys(values).length === 0) {
+    return await readOrder(tx, orderId);
+  }
+  await setActor(tx, change.actor, change.reason);
+  const [order] = await tx<Order[]>`
+    update public.orders set ${tx(values)}
+    where id = ${orderId} ${guard}
+    returning ${selectOrder(tx)}`;
+  return order ?? null;
+}
+
+/** Records a timeline row on an order (nothing when the order does not exist). */
+export async function recordOrderEvent(
+  db: Db,
+  orderId: string,
+  event: OrderEvent,
+): Promise<void> {
+  await db`
+    insert into public.order_events (order_id, user_id, kind, message, detail, actor)
+    select id, user_id, ${event.kind}, ${event.message}, ${
+    db.json(JSON.parse(JSON.stringify(event.detail ?? {})))
+  }, ${event.actor}
+    from public.orders where id = ${orderId}`;
+}
+
+/** Names who writes and why, for the status timeline trigger (transaction-scoped). */
+async function setActor(tx: Tx, actor: string, reason?: string): Promise<void> {
+  await tx`select set_config('shop.actor', ${actor}, true),
+    set_config('shop.reason', ${reason ?? ""}, true)`;
+}

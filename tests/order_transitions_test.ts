@@ -20,11 +20,11 @@ const STATUSES = [
 const LEGAL: Record<string, string[]> = {
   pending: ["paid", "expired", "canceled"],
   paid: ["provisioning", "error", "suspended", "canceled"],
-  provisioning: ["installing", "error", "canceled"],
+  provisioning: ["installing", "error", "suspended", "canceled"],
   installing: ["active", "error", "suspended", "canceled"],
   active: ["installing", "error", "suspended", "canceled"],
   error: ["provisioning", "installing", "active", "suspended", "canceled"],
-  suspended: ["paid", "active", "error", "canceled"],
+  suspended: ["paid", "installing", "active", "error", "canceled"],
   canceled: [],
   expired: [],
 };

@@ -51,9 +51,36 @@ export interface Order {
   attempt_count: number;
   next_attempt_at: Date | null;
   paid_at: Date | null;
+  paid_until: Date | null;
+  subscription_status: string | null;
+  cancel_at_period_end: boolean;
+  panel_target: PanelTarget;
+  suspend_reason: SuspendReason | null;
+  suspend_at: Date | null;
+  delete_at: Date | null;
+  delete_warned_at: Date | null;
+  panel_state: PanelState | null;
+  panel_seen_at: Date | null;
+  panel_action_due_at: Date | null;
+  panel_action_attempts: number;
+  was_running: boolean | null;
+  gave_up_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
+
+/** What the panel should show for an order's server. */
+export type PanelTarget = "running" | "suspended" | "deleted";
+/** Why a server is (to be) suspended; only `billing` lifts on payment. */
+export type SuspendReason = "billing" | "dispute" | "canceled" | "admin";
+/** What the panel showed last for an order's server. */
+export type PanelState =
+  | "installing"
+  | "installed"
+  | "install_failed"
+  | "suspended"
+  | "missing"
+  | "deleted";
 
 /** Columns a change may set besides the status (identity and sale stay fixed). */
 export type OrderFields = Partial<
@@ -71,6 +98,20 @@ export type OrderFields = Partial<
     | "attempt_count"
     | "next_attempt_at"
     | "paid_at"
+    | "paid_until"
+    | "subscription_status"
+    | "cancel_at_period_end"
+    | "panel_target"
+    | "suspend_reason"
+    | "suspend_at"
+    | "delete_at"
+    | "delete_warned_at"
+    | "panel_state"
+    | "panel_seen_at"
+    | "panel_action_due_at"
+    | "panel_action_attempts"
+    | "was_running"
+    | "gave_up_at"
   >
 >;
 
@@ -128,8 +169,10 @@ function selectOrder(db: Db) {
     memory_mb, disk_mb, stripe_checkout_session_id, stripe_checkout_url,
     checkout_expires_at, stripe_customer_id, stripe_subscription_id,
     node_id::int as node_id, pterodactyl_server_id, pterodactyl_server_identifier,
-    error_message, attempt_count, next_attempt_at, paid_at, created_at,
-    updated_at`;
+    error_message, attempt_count, next_attempt_at, paid_at, paid_until,
+    subscription_status, cancel_at_period_end, panel_target, suspend_reason, suspend_at,
+    delete_at, delete_warned_at, panel_state, panel_seen_at, panel_action_due_at,
+    panel_action_attempts, was_running, gave_up_at, created_at, updated_at`;
 }
 
 /** Reads one order, optionally locking its row for the rest of the transaction. */

@@ -148,7 +148,7 @@ async function claim(
     const attempt = order.attempt_count + 1;
     const claimed = await changeOrder(tx, orderId, {
       to: "provisioning",
-      set: { attempt_count: attempt, next_attempt_at: null },
+      set: { attempt_count: attempt, next_attempt_at: null, gave_up_at: null },
       actor,
       reason: `Provisioning attempt ${attempt} started`,
     });
@@ -315,6 +315,8 @@ export async function provisionOrder(
           node_id: nodeId,
           error_message: null,
           next_attempt_at: null,
+          panel_state: "installing",
+          panel_seen_at: new Date(),
         },
         actor: options.actor,
         reason: `Server ${server.identifier} created; installing`,
@@ -360,6 +362,7 @@ async function fail(
       : undefined,
     now: deps.now?.() ?? new Date(),
   }, deps.retry ?? DEFAULT_RETRY_POLICY);
+  const now = deps.now?.() ?? new Date();
   const next = decision.retry ? decision.at : null;
   log.error("Provisioning failed", { error: message, next_attempt_at: next });
   await deps.sql.begin(async (tx) => {
@@ -369,6 +372,7 @@ async function fail(
       set: {
         error_message: message,
         next_attempt_at: next,
+        gave_up_at: decision.retry ? null : now,
         // The node booking is released unless a server exists for the order.
         node_id: current?.pterodactyl_server_id == null
           ? null

@@ -1,6 +1,6 @@
 /**
  * Where a server goes, as plain functions: the node in the order's region with the
- * most room, and which free allocations to try on it.
+ * most room.
  *
  * @module
  */
@@ -26,13 +26,4 @@ export function chooseNode(
   );
   fits.sort((a, b) => b.free_memory_mb - a.free_memory_mb || a.id - b.id);
   return fits[0] ?? null;
-}
-
-/** Free allocations to try in order when one may be taken meanwhile (at most `max`). */
-export function allocationsToTry<T extends { id: number; assigned: boolean }>(
-  allocations: readonly T[],
-  max = 3,
-): T[] {
-  return allocations.filter((a) => !a.assigned).sort((a, b) => a.id - b.id)
-    .slice(0, max);
 }

@@ -22,7 +22,14 @@ import {
 } from "./orders.ts";
 import { type PanelClient, PanelError, type PanelServer } from "./panel.ts";
 import { ensurePanelAccount } from "./panel_accounts.ts";
-import { allocationsToTry, chooseNode, type NodeRoom } from "./placement.ts";
+import {
+  eggFor,
+  markAllocationUsed,
+  refreshAllocations,
+  releaseAllocation,
+  takeAllocation,
+} from "./panel_cache.ts";
+import { chooseNode, type NodeRoom } from "./placement.ts";
 import {
   DEFAULT_RETRY_POLICY,
   nextAttempt,
@@ -190,43 +197,72 @@ async function bookNode(
   });
 }
 
-/** Creates the server, trying the next free allocation if one was taken meanwhile. */
+/** Takes a free allocation on the node: from the database, else fresh from the panel. */
+async function allocationFor(
+  deps: ProvisionDeps,
+  order: Order,
+  node: NodeRoom,
+  refreshed: { done: boolean },
+): Promise<number> {
+  const taken = await takeAllocation(deps.sql, node.panel_node_id, order.id);
+  if (taken !== null) return taken;
+  if (!refreshed.done) {
+    refreshed.done = true;
+    await step(
+      "Finding a free allocation",
+      () => refreshAllocations(deps.sql, deps.panel, node.panel_node_id),
+    );
+    const fresh = await takeAllocation(deps.sql, node.panel_node_id, order.id);
+    if (fresh !== null) return fresh;
+  }
+  throw new StepError(
+    "Finding a free allocation",
+    `node "${node.name}" (panel node ${node.panel_node_id}) has no free allocation; add ports to it`,
+  );
+}
+
+/** Tries of the create when an allocation turns out taken meanwhile. */
+const ALLOCATION_TRIES = 3;
+
+/**
+ * Creates the server on a free allocation, taking the next one if the panel says it
+ * was taken meanwhile, and reading the egg again if the panel refuses its variables.
+ */
 async function createServer(
-  panel: PanelClient,
+  deps: ProvisionDeps,
   order: Order,
   spec: ReturnType<typeof serverSpec>,
   node: NodeRoom,
+  rebuild: () => Promise<ReturnType<typeof serverSpec>>,
 ): Promise<PanelServer> {
-  const free = allocationsToTry(
-    await step(
-      "Finding a free allocation",
-      () => panel.freeAllocations(node.panel_node_id),
-    ),
-  );
-  if (free.length === 0) {
-    throw new StepError(
-      "Finding a free allocation",
-      `node "${node.name}" (panel node ${node.panel_node_id}) has no free allocation; add ports to it`,
-    );
-  }
-  for (const allocation of free) {
+  const refreshed = { done: false };
+  let eggReread = false;
+  for (let tries = 0; tries < ALLOCATION_TRIES; tries++) {
+    const allocation = await allocationFor(deps, order, node, refreshed);
     try {
-      return await panel.createServer({
+      return await deps.panel.createServer({
         ...spec,
-        allocation: { default: allocation.id },
+        allocation: { default: allocation },
       });
     } catch (error) {
-      if (
-        error instanceof PanelError && error.status === 422 &&
-        error.field?.startsWith("allocation")
-      ) {
-        continue;
+      if (error instanceof PanelError && error.status === 422) {
+        if (error.field?.startsWith("allocation")) {
+          await markAllocationUsed(deps.sql, allocation);
+          continue;
+        }
+        if (error.field?.startsWith("environment") && !eggReread) {
+          // The egg changed on the panel since it was stored: read it again, once.
+          eggReread = true;
+          spec = await rebuild();
+          tries--;
+          continue;
+        }
       }
       if (error instanceof PanelError && error.uncertain) {
         // The panel may have made it: look before anyone tries again.
         const made = await step(
           "Checking for the server after an uncertain create",
-          () => panel.getServerByExternalId(order.id),
+          () => deps.panel.getServerByExternalId(order.id),
         );
         if (made) return made;
       }
@@ -271,22 +307,32 @@ async function runSteps(
     }
   }
 
-  const egg = await step(
-    "Reading the egg",
-    () => panel.getEgg(plan.ptero_nest_id, plan.ptero_egg_id),
-  );
-  if (!egg) {
-    throw new StepError(
+  const buildSpec = async (fresh: boolean) => {
+    const ids = { nestId: plan.ptero_nest_id, eggId: plan.ptero_egg_id };
+    const egg = await step(
       "Reading the egg",
-      `plan "${plan.id}" uses egg ${plan.ptero_egg_id} of nest ${plan.ptero_nest_id}, which the panel does not have; fix the plan's ptero_nest_id / ptero_egg_id`,
+      () => eggFor(deps.sql, panel, ids, { fresh }),
     );
-  }
-  const spec = await step(
-    "Building the environment",
-    () => Promise.resolve(serverSpec(plan, egg, order, account)),
-  );
+    if (!egg) {
+      throw new StepError(
+        "Reading the egg",
+        `plan "${plan.id}" uses egg ${plan.ptero_egg_id} of nest ${plan.ptero_nest_id}, which the panel does not have; fix the plan's ptero_nest_id / ptero_egg_id`,
+      );
+    }
+    return await step(
+      "Building the environment",
+      () => Promise.resolve(serverSpec(plan, egg, order, account)),
+    );
+  };
+  const spec = await buildSpec(false);
   const node = await bookNode(deps.sql, order, actor);
-  const server = await createServer(panel, order, spec, node);
+  const server = await createServer(
+    deps,
+    order,
+    spec,
+    node,
+    () => buildSpec(true),
+  );
   return { server, nodeId: node.id };
 }
 
@@ -367,6 +413,9 @@ async function fail(
   log.error("Provisioning failed", { error: message, next_attempt_at: next });
   await deps.sql.begin(async (tx) => {
     const current = await readOrder(tx, order.id, { lock: true });
+    if (current?.pterodactyl_server_id == null) {
+      await releaseAllocation(tx, order.id);
+    }
     await changeOrder(tx, order.id, {
       to: "error",
       set: {

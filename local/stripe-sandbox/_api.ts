@@ -10,20 +10,29 @@ import {
   updateSubscription,
 } from "./_billing.ts";
 import { createSession, expireSession, getSession } from "./_checkout.ts";
-import { json, StripeApiError, unrecognizedUrl } from "./_errors.ts";
+import {
+  json,
+  missingParam,
+  noSuch,
+  StripeApiError,
+  unrecognizedUrl,
+} from "./_errors.ts";
 import type { FormObject } from "./_form.ts";
 import { canonical, parseForm } from "./_form.ts";
 import { newId } from "./_objects.ts";
 import { expand, page } from "./_page.ts";
 import { optString } from "./_params.ts";
+import { listInvoicePayments } from "./_payments.ts";
 import {
   createCustomer,
   createPrice,
   createProduct,
+  deleteCustomer,
   get,
   listCustomers,
   listPrices,
   listProducts,
+  retrieveCustomer,
   searchCustomers,
   updateCustomer,
 } from "./_resources.ts";
@@ -56,7 +65,12 @@ const ROUTES: Route[] = [
   [
     "GET",
     route(`/v1/customers/${ID}`),
-    (c) => get(c.state.store.customers, "customer", c.id),
+    (c) => retrieveCustomer(c.state, c.id),
+  ],
+  [
+    "DELETE",
+    route(`/v1/customers/${ID}`),
+    (c) => deleteCustomer(c.state, c.id, c.request),
   ],
   [
     "POST",
@@ -144,6 +158,97 @@ const ROUTES: Route[] = [
   ],
   [
     "GET",
+    route(`/v1/invoices/${ID}/lines`),
+    (c) =>
+      page(
+        get(c.state.store.invoices, "invoice", c.id).lines.data,
+        c.params,
+        `/v1/invoices/${c.id}/lines`,
+      ),
+  ],
+  ["GET", /^\/v1\/subscription_items$/, listSubscriptionItems],
+  [
+    "GET",
+    route(`/v1/subscription_items/${ID}`),
+    (c) => subscriptionItem(c.state, c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/payment_intents$/,
+    (c) =>
+      page(
+        filter(c.state.store.paymentIntents, c.params, ["customer"]),
+        c.params,
+        "/v1/payment_intents",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/payment_intents/${ID}`),
+    (c) => get(c.state.store.paymentIntents, "payment_intent", c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/charges$/,
+    (c) =>
+      page(
+        filter(c.state.store.charges, c.params, ["customer", "payment_intent"]),
+        c.params,
+        "/v1/charges",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/charges/${ID}`),
+    (c) => get(c.state.store.charges, "charge", c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/invoice_payments$/,
+    (c) =>
+      page(
+        listInvoicePayments(c.state, c.params),
+        c.params,
+        "/v1/invoice_payments",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/invoice_payments/${ID}`),
+    (c) => get(c.state.store.invoicePayments, "invoice_payment", c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/disputes$/,
+    (c) =>
+      page(
+        filter(c.state.store.disputes, c.params, ["charge", "payment_intent"]),
+        c.params,
+        "/v1/disputes",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/disputes/${ID}`),
+    (c) => get(c.state.store.disputes, "dispute", c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/refunds$/,
+    (c) =>
+      page(
+        filter(c.state.store.refunds, c.params, ["charge", "payment_intent"]),
+        c.params,
+        "/v1/refunds",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/refunds/${ID}`),
+    (c) => get(c.state.store.refunds, "refund", c.id),
+  ],
+  [
+    "GET",
     /^\/v1\/events$/,
     (c) =>
       page(
@@ -170,6 +275,24 @@ function listSessions(c: Call) {
     c.params,
     "/v1/checkout/sessions",
   );
+}
+
+function listSubscriptionItems(c: Call) {
+  const id = optString(c.params, "subscription");
+  if (id === undefined) throw missingParam("subscription");
+  return page(
+    getSubscription(c.state, id).items.data,
+    c.params,
+    `/v1/subscription_items?subscription=${id}`,
+  );
+}
+
+function subscriptionItem(state: State, id: string) {
+  for (const sub of state.store.subscriptions.values()) {
+    const item = sub.items.data.find((i) => i.id === id);
+    if (item !== undefined) return item;
+  }
+  throw noSuch("subscription_item", id);
 }
 
 function listSubscriptions(c: Call) {

@@ -11,6 +11,7 @@ import type { StripeErrorType } from "./_errors.ts";
 import { invalidRequest, json, noSuch, StripeApiError } from "./_errors.ts";
 import { parseForm } from "./_form.ts";
 import { payPage } from "./_html.ts";
+import { handleLifecycle } from "./_lifecycle.ts";
 import type { Fault, State } from "./_state.ts";
 
 const Complete = z.object({
@@ -53,6 +54,8 @@ export async function handleControl(
 ): Promise<Response> {
   const path = new URL(req.url).pathname;
   try {
+    const lifecycle = await handleLifecycle(state, req, path);
+    if (lifecycle !== undefined) return lifecycle;
     const route = `${req.method} ${path.replace(/\/(cs_|evt_)[^/]+/, "/:id")}`;
     const id = decodeURIComponent(path.match(/\/((cs_|evt_)[^/]+)/)?.[1] ?? "");
     switch (route) {

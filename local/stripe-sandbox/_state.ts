@@ -4,13 +4,19 @@
  * @module
  */
 import type {
+  Charge,
   CheckoutSession,
   Customer,
+  DeletedCustomer,
+  Dispute,
   Invoice,
+  InvoicePayment,
   LineItem,
   Metadata,
+  PaymentIntent,
   Price,
   Product,
+  Refund,
   StripeEvent,
   StripeObject,
   Subscription,
@@ -30,11 +36,18 @@ export interface SessionRecord {
 /** Every object the sandbox holds, in creation order. */
 export interface Store {
   customers: Map<string, Customer>;
+  /** customers deleted through the API: retrieve answers their stub, nothing else */
+  deletedCustomers: Map<string, DeletedCustomer>;
   products: Map<string, Product>;
   prices: Map<string, Price>;
   sessions: Map<string, SessionRecord>;
   subscriptions: Map<string, Subscription>;
   invoices: Map<string, Invoice>;
+  paymentIntents: Map<string, PaymentIntent>;
+  charges: Map<string, Charge>;
+  invoicePayments: Map<string, InvoicePayment>;
+  disputes: Map<string, Dispute>;
+  refunds: Map<string, Refund>;
   events: Map<string, StripeEvent>;
 }
 
@@ -94,11 +107,17 @@ export interface State {
 export function emptyStore(): Store {
   return {
     customers: new Map(),
+    deletedCustomers: new Map(),
     products: new Map(),
     prices: new Map(),
     sessions: new Map(),
     subscriptions: new Map(),
     invoices: new Map(),
+    paymentIntents: new Map(),
+    charges: new Map(),
+    invoicePayments: new Map(),
+    disputes: new Map(),
+    refunds: new Map(),
     events: new Map(),
   };
 }
@@ -135,5 +154,8 @@ export function recordEvent(
 export function findById(store: Store, id: string): StripeObject | undefined {
   return store.customers.get(id) ?? store.products.get(id) ??
     store.prices.get(id) ?? store.sessions.get(id)?.session ??
-    store.subscriptions.get(id) ?? store.invoices.get(id);
+    store.subscriptions.get(id) ?? store.invoices.get(id) ??
+    store.paymentIntents.get(id) ?? store.charges.get(id) ??
+    store.invoicePayments.get(id) ?? store.disputes.get(id) ??
+    store.refunds.get(id);
 }

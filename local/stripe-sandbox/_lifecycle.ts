@@ -8,6 +8,7 @@
  * @module
  */
 import { z } from "zod";
+import type { ControlRequest, ControlRoutes } from "../sandbox-kit/mod.ts";
 import {
   endSubscription,
   finalizeInvoice,
@@ -30,6 +31,7 @@ import {
   refundCharge,
 } from "./_payments.ts";
 import type { State } from "./_state.ts";
+import type { DeliveryMode } from "./_webhooks.ts";
 import { NO_REQUEST, recordEvent } from "./_state.ts";
 
 const Delivery = z.enum(["normal", "duplicate", "reverse"]).default("normal");
@@ -46,9 +48,6 @@ const DunningExhausted = z.object({
   delivery: Delivery,
 }).strict();
 
-const ROUTE =
-  /^\/_sandbox\/subscriptions\/([^/]+)\/(renew|recover|dispute|refund|dunning_exhausted|advance)$/;
-
 /** What a lifecycle control call did. */
 interface Outcome {
   subscription: Subscription;
@@ -58,34 +57,26 @@ interface Outcome {
   extra?: Record<string, unknown>;
 }
 
-/**
- * Answers `POST /_sandbox/subscriptions/{id}/{action}`, or undefined when the
- * request is not one of these calls.
- */
-export async function handleLifecycle(
-  state: State,
-  req: Request,
-  path: string,
-): Promise<Response | undefined> {
-  const match = req.method === "POST" ? ROUTE.exec(path) : null;
-  if (match === null) return undefined;
-  const sub = getSubscription(state, decodeURIComponent(match[1]));
-  const body = await readBody(req);
-  let result: Outcome;
-  let delivery: z.infer<typeof Delivery>;
-  switch (match[2]) {
-    case "renew": {
+type Action = (
+  sub: Subscription,
+  body: unknown,
+) => { outcome: Outcome; delivery: DeliveryMode };
+
+/** The `POST /_sandbox/subscriptions/:id/…` control routes. */
+export function lifecycleRoutes(state: State): ControlRoutes {
+  const actions: Record<string, Action> = {
+    renew(sub, body) {
       const input = parse(Renew, body);
-      delivery = input.delivery;
       requireStatus(sub, ["active", "past_due", "trialing"], "renew");
-      result = renew(state, sub, input.outcome === "paid");
-      break;
-    }
-    case "advance": {
+      return {
+        outcome: renew(state, sub, input.outcome === "paid"),
+        delivery: input.delivery,
+      };
+    },
+    advance(sub, body) {
       const input = parse(Renew, body);
-      delivery = input.delivery;
       requireStatus(sub, ["active", "past_due", "trialing"], "advance");
-      result = sub.cancel_at_period_end
+      const outcome = sub.cancel_at_period_end
         ? {
           subscription: sub,
           events: [
@@ -93,36 +84,49 @@ export async function handleLifecycle(
           ],
         }
         : renew(state, sub, input.outcome === "paid");
-      break;
-    }
-    case "recover":
-      delivery = parse(Plain, body).delivery;
+      return { outcome, delivery: input.delivery };
+    },
+    recover(sub, body) {
+      const { delivery } = parse(Plain, body);
       requireStatus(sub, ["past_due", "unpaid"], "recover");
-      result = recover(state, sub);
-      break;
-    case "dunning_exhausted": {
+      return { outcome: recover(state, sub), delivery };
+    },
+    dunning_exhausted(sub, body) {
       const input = parse(DunningExhausted, body);
-      delivery = input.delivery;
       requireStatus(sub, ["past_due"], "end dunning for");
-      result = exhaustDunning(state, sub, input.result);
-      break;
-    }
-    case "dispute":
-      delivery = parse(Plain, body).delivery;
-      result = dispute(state, sub);
-      break;
-    default:
-      delivery = parse(Plain, body).delivery;
-      result = refund(state, sub);
-  }
-  await state.webhooks.deliver(result.events, delivery);
-  return json(200, {
-    subscription: result.subscription,
-    ...(result.invoice === undefined ? {} : { invoice: result.invoice }),
-    ...(result.charge === undefined ? {} : { charge: result.charge }),
-    ...result.extra,
-    event_ids: result.events.map((e) => e.id),
-  });
+      return {
+        outcome: exhaustDunning(state, sub, input.result),
+        delivery: input.delivery,
+      };
+    },
+    dispute(sub, body) {
+      const { delivery } = parse(Plain, body);
+      return { outcome: dispute(state, sub), delivery };
+    },
+    refund(sub, body) {
+      const { delivery } = parse(Plain, body);
+      return { outcome: refund(state, sub), delivery };
+    },
+  };
+  return Object.fromEntries(
+    Object.entries(actions).map(([name, action]) => [
+      `POST /_sandbox/subscriptions/:id/${name}`,
+      async (call: ControlRequest) => {
+        const sub = getSubscription(state, call.params.id);
+        const { outcome, delivery } = action(sub, await readBody(call.request));
+        await state.webhooks.deliver(outcome.events, delivery);
+        return json(200, {
+          subscription: outcome.subscription,
+          ...(outcome.invoice === undefined
+            ? {}
+            : { invoice: outcome.invoice }),
+          ...(outcome.charge === undefined ? {} : { charge: outcome.charge }),
+          ...outcome.extra,
+          event_ids: outcome.events.map((e) => e.id),
+        });
+      },
+    ]),
+  );
 }
 
 /**

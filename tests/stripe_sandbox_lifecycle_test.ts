@@ -532,3 +532,97 @@ Deno.test("stripe sandbox embedded list URLs answer", async (t) => {
     });
   });
 });
+
+Deno.test("stripe sandbox state survives a restart", async (t) => {
+  const dir = await Deno.makeTempDir({ prefix: "stripe-state-" });
+  const stateFile = `${dir}/stripe-state.json`;
+  const receiver = await startWebhookReceiver(WHSEC);
+  const start = async () =>
+    await startStripeSandbox({
+      catalogue: await loadCatalogue(),
+      secretKey: KEY,
+      webhookSecret: WHSEC,
+      webhookUrl: receiver.url,
+      retryDelaysMs: [20],
+      stateFile,
+    });
+  try {
+    let sandbox = await start();
+    let stripe = sandboxClient(sandbox, KEY);
+    const env = () => ({ sandbox, stripe, receiver });
+    const kept = await stripe.customers.create({ email: "kept@x.test" });
+    const gone = await stripe.customers.create({ email: "gone@x.test" });
+    await stripe.customers.del(gone.id);
+    const subId = await purchase(env(), kept.id);
+    const failed = await life(sandbox, subId, "renew", { outcome: "failed" });
+    const created = await stripe.customers.create(
+      { email: "idem@x.test" },
+      { idempotencyKey: "restart-key" },
+    );
+    const eventsBefore = (await stripe.events.list({ limit: 100 })).data;
+    await sandbox.close();
+
+    await t.step("the file is private", async () => {
+      assert.equal((await Deno.stat(stateFile)).mode! & 0o777, 0o600);
+    });
+
+    sandbox = await start();
+    stripe = sandboxClient(sandbox, KEY);
+
+    await t.step("customers and deletions are kept", async () => {
+      const customer = await stripe.customers.retrieve(kept.id);
+      assert.equal((customer as Stripe.Customer).email, "kept@x.test");
+      assert.equal((await stripe.customers.retrieve(gone.id)).deleted, true);
+    });
+
+    await t.step("the subscription and its invoices are kept", async () => {
+      const sub = await stripe.subscriptions.retrieve(subId);
+      assert.equal(sub.status, "past_due");
+      assert.equal(sub.latest_invoice, failed.invoice?.id);
+      const payments = await stripe.invoicePayments.list({
+        invoice: String(sub.latest_invoice),
+      });
+      assert.equal(payments.data.length, 1);
+    });
+
+    await t.step("events and idempotency records are kept", async () => {
+      const events = (await stripe.events.list({ limit: 100 })).data;
+      assert.deepEqual(events.map((e) => e.id), eventsBefore.map((e) => e.id));
+      const again = await stripe.customers.create(
+        { email: "idem@x.test" },
+        { idempotencyKey: "restart-key" },
+      );
+      assert.equal(again.id, created.id);
+      assert.deepEqual(
+        (await stripe.customers.list()).data.map((c) => c.id).sort(),
+        [kept.id, created.id].sort(),
+        "the replay made no new customer",
+      );
+    });
+
+    await t.step("the life goes on after the restart", async () => {
+      await life(sandbox, subId, "recover");
+      const renewed = await life(sandbox, subId, "renew", { outcome: "paid" });
+      assert.equal(
+        (await stripe.subscriptions.retrieve(subId)).status,
+        "active",
+      );
+      const numbers = (await stripe.invoices.list({ customer: kept.id })).data
+        .map((i) => i.number);
+      assert.equal(new Set(numbers).size, 3, "invoice numbers never repeat");
+      assert.equal(renewed.invoice?.number?.endsWith("-0003"), true);
+    });
+    await sandbox.close();
+
+    await t.step("a damaged file stops the start with its path", async () => {
+      await Deno.writeTextFile(stateFile, "{not json");
+      await assert.rejects(
+        start(),
+        (e: Error) => e.message.includes(stateFile),
+      );
+    });
+  } finally {
+    await receiver.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

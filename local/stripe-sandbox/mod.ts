@@ -19,6 +19,14 @@
  *   `GET|DELETE /_sandbox/faults`. The kit's format (`../sandbox-kit/mod.ts`).
  * - `POST /_sandbox/webhook` `{url}`: sets (or, with null, clears) the webhook URL.
  * - `GET /_sandbox/pay/{id}`: the checkout page for humans.
+ * - `POST /_sandbox/subscriptions/{id}/renew` `{outcome?: "paid"|"failed"}`,
+ *   `/advance` `{outcome?}` (ends the period: `.deleted` when it cancels at period
+ *   end, else a renewal), `/recover`, `/dunning_exhausted`
+ *   `{result: "canceled"|"unpaid"|"paused"}`, `/dispute`, `/refund`: a
+ *   subscription's life after checkout, each answering
+ *   `{subscription, invoice?, charge?, event_ids}` (see `_lifecycle.ts`).
+ *
+ * With `stateFile`, the state survives a restart (see `_persist.ts`).
  *
  * @module
  */
@@ -28,6 +36,7 @@ import {
   CallRecorder,
   commonRoutes,
   controlRouter,
+  createStateFile,
   type FaultLike,
   FaultList,
   intercept,
@@ -42,6 +51,7 @@ import {
   lostAnswer,
 } from "./_control.ts";
 import { parseForm } from "./_form.ts";
+import { restore, snapshot, SnapshotSchema } from "./_persist.ts";
 import type { SandboxRequest, State } from "./_state.ts";
 import { emptyStore } from "./_state.ts";
 import { WebhookDeliverer } from "./_webhooks.ts";
@@ -65,6 +75,11 @@ export interface StripeSandboxOptions {
   port?: number;
   /** delays between retries of a failed delivery; default [1000, 5000, 30000, 120000] */
   retryDelaysMs?: number[];
+  /**
+   * A JSON file the state is loaded from on start and saved to after each
+   * change, so a restart keeps customers, subscriptions, events…; default none
+   */
+  stateFile?: string;
 }
 
 /** A running sandbox. */
@@ -104,7 +119,26 @@ export async function startStripeSandbox(
     requests: [],
     idempotency: new Map(),
   };
+  const file = options.stateFile === undefined
+    ? undefined
+    : createStateFile(options.stateFile, { parse: SnapshotSchema.parse });
+  const saved = await file?.load();
+  if (saved !== undefined) restore(state, saved);
+  // The catalogue wins over saved copies of its products and prices.
   seedCatalogue(state.store, options.catalogue);
+  const persist = async (method: string) => {
+    if (file === undefined || method === "GET" || method === "HEAD") return;
+    try {
+      await file.save(snapshot(state));
+    } catch (error) {
+      console.error(JSON.stringify({
+        level: "error",
+        msg: "Stripe sandbox could not save its state",
+        path: options.stateFile,
+        error: error instanceof Error ? error.message : String(error),
+      }));
+    }
+  };
   const calls = new CallRecorder();
   const faults = new FaultList();
   const closing = new AbortController();
@@ -122,10 +156,12 @@ export async function startStripeSandbox(
     async (req) => {
       const path = new URL(req.url).pathname;
       if (path === "/_sandbox" || path.startsWith("/_sandbox/")) {
-        return control(req);
+        const answer = await control(req);
+        await persist(req.method);
+        return answer;
       }
       state.requests.push(await describe(req));
-      return intercept(req, {
+      const answer = await intercept(req, {
         faults,
         calls,
         token: apiKey(req),
@@ -134,6 +170,8 @@ export async function startStripeSandbox(
         faultAnswer,
         lostAnswer,
       });
+      await persist(req.method);
+      return answer;
     },
   );
   const port = await listening;
@@ -154,6 +192,9 @@ export async function startStripeSandbox(
         closing.abort();
         await webhooks.close();
         await server.shutdown();
+        // Deliveries settled since the last change are kept too.
+        await persist("POST");
+        await file?.flush();
       })();
       return closed;
     },

@@ -16,7 +16,6 @@ export type List<T> = {
   object: "list";
   data: T[];
   has_more: boolean;
-  total_count?: number;
   url: string;
 };
 

@@ -108,6 +108,19 @@ export function createSession(
       { param: "mode" },
     );
   }
+  const uiMode = optString(params, "ui_mode") ?? "hosted_page";
+  if (!["elements", "embedded_page", "form", "hosted_page"].includes(uiMode)) {
+    throw invalidRequest(
+      "Invalid ui_mode: must be one of elements, embedded_page, form, or hosted_page",
+      { param: "ui_mode" },
+    );
+  }
+  if (uiMode !== "hosted_page") {
+    throw invalidRequest(
+      `The Stripe sandbox only supports \`hosted_page\` ui_mode, not \`${uiMode}\``,
+      { param: "ui_mode" },
+    );
+  }
   const successUrl = url(params, "success_url");
   if (successUrl === undefined) throw missingParam("success_url");
   const cancelUrl = url(params, "cancel_url");

@@ -33,12 +33,14 @@ import {
   commonRoutes,
   ControlError,
   controlRouter,
+  createStateFile,
   type FaultLike,
   FaultList,
   intercept,
   jsonResponse,
   type SandboxCall,
 } from "../sandbox-kit/mod.ts";
+import { type PanelSnapshot, parseSnapshot } from "./_persist.ts";
 import { errorResponse, faultError, json, PanelHttpError } from "./_errors.ts";
 import { hitRateLimit, type RateWindows } from "./_rate_limit.ts";
 import {
@@ -82,6 +84,11 @@ export interface PanelSandboxOptions {
   installDelayMs?: number;
   installOutcome?: "success" | "failure";
   rateLimitPerMinute?: number;
+  /**
+   * A JSON file the panel's tables and pending installs are kept in: loaded on
+   * start (instead of seeding), saved after every change.
+   */
+  stateFile?: string;
 }
 
 /** One recorded request (see {@linkcode SandboxCall}). */
@@ -116,6 +123,13 @@ const ConfigPatch = z.object({
 const PowerBody = z.object({
   state: z.enum(["offline", "starting", "running", "stopping"]),
 });
+
+/** An install in progress and its timer. */
+interface Install {
+  reinstall: boolean;
+  due_at: number;
+  timer: ReturnType<typeof setTimeout>;
+}
 
 interface ApiKey {
   userId: number;
@@ -165,10 +179,15 @@ async function readBody(request: Request): Promise<unknown> {
 }
 
 /** Starts a sandbox panel on 127.0.0.1 (port 0 picks a free port). */
-export function startPanelSandbox(
+export async function startPanelSandbox(
   options: PanelSandboxOptions,
 ): Promise<PanelSandbox> {
-  const state = seedState(options.catalogue, options.nonAdminKey !== undefined);
+  const stateFile = options.stateFile === undefined
+    ? undefined
+    : createStateFile(options.stateFile, { parse: parseSnapshot });
+  const saved = await stateFile?.load();
+  const state = saved?.state ??
+    seedState(options.catalogue, options.nonAdminKey !== undefined);
   const config = {
     installDelayMs: options.installDelayMs ?? 2000,
     installOutcome: options.installOutcome ?? "success",
@@ -186,8 +205,9 @@ export function startPanelSandbox(
   const calls = new CallRecorder();
   const faults = new FaultList();
   const windows: RateWindows = new Map();
-  const timers = new Map<number, ReturnType<typeof setTimeout>>();
   const closing = new AbortController();
+
+  const installs = new Map<number, Install>();
 
   const lifecycle = {
     install(server: PanelServer, reinstall: boolean) {
@@ -195,25 +215,65 @@ export function startPanelSandbox(
       server.status = "installing";
       server.updated_at = now();
       setPower(server, "offline");
-      const timer = setTimeout(() => {
-        timers.delete(server.id);
-        if (server.status !== "installing") return;
-        const ok = config.installOutcome === "success";
-        server.status = ok
-          ? null
-          : reinstall
-          ? "reinstall_failed"
-          : "install_failed";
-        server.updated_at = now();
-        if (ok) setPower(server, "running");
-      }, config.installDelayMs);
-      timers.set(server.id, timer);
+      schedule(server.id, reinstall, Date.now() + config.installDelayMs);
     },
     forget(serverId: number) {
-      clearTimeout(timers.get(serverId));
-      timers.delete(serverId);
+      clearTimeout(installs.get(serverId)?.timer);
+      installs.delete(serverId);
     },
   };
+
+  function schedule(serverId: number, reinstall: boolean, dueAt: number) {
+    const timer = setTimeout(
+      () => finishInstall(serverId),
+      Math.max(0, dueAt - Date.now()),
+    );
+    installs.set(serverId, { reinstall, due_at: dueAt, timer });
+  }
+
+  function finishInstall(serverId: number) {
+    const install = installs.get(serverId);
+    lifecycle.forget(serverId);
+    const server = state.servers.find((s) => s.id === serverId);
+    if (!install || !server || server.status !== "installing") return;
+    const ok = config.installOutcome === "success";
+    server.status = ok
+      ? null
+      : install.reinstall
+      ? "reinstall_failed"
+      : "install_failed";
+    server.updated_at = now();
+    if (ok) setPower(server, "running");
+    persist();
+  }
+
+  function snapshot(): PanelSnapshot {
+    return {
+      version: 1,
+      state,
+      installs: [...installs].map(([server_id, i]) => ({
+        server_id,
+        reinstall: i.reinstall,
+        due_at: i.due_at,
+      })),
+    };
+  }
+
+  function persist(): void {
+    stateFile?.save(snapshot()).catch((error) => {
+      console.error(JSON.stringify({
+        level: "error",
+        msg: "Panel sandbox could not save its state",
+        path: options.stateFile,
+        error: error instanceof Error ? error.message : String(error),
+      }));
+    });
+  }
+
+  // An install that was running when the sandbox stopped goes on where it was.
+  for (const install of saved?.installs ?? []) {
+    schedule(install.server_id, install.reinstall, install.due_at);
+  }
 
   async function api(request: Request, url: URL): Promise<Response> {
     const isApp = url.pathname === APPLICATION_BASE ||
@@ -311,7 +371,14 @@ export function startPanelSandbox(
     return server;
   }
 
-  function handle(request: Request): Promise<Response> {
+  async function handle(request: Request): Promise<Response> {
+    const response = await route(request);
+    // Saves are coalesced, so saving after every write request costs one file write.
+    if (request.method !== "GET" && request.method !== "HEAD") persist();
+    return response;
+  }
+
+  function route(request: Request): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname.startsWith("/_sandbox/")) return control(request);
     return intercept(request, {
@@ -328,16 +395,11 @@ export function startPanelSandbox(
     });
   }
 
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: options.port ?? 0,
-      onListen: () => {},
-    }, handle);
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: options.port ?? 0,
+    onListen: () => {},
+  }, handle);
 
   const sandbox: PanelSandbox = {
     url: `http://127.0.0.1:${server.addr.port}`,
@@ -352,10 +414,13 @@ export function startPanelSandbox(
     state: () => structuredClone(state),
     close: async () => {
       closing.abort();
-      for (const timer of timers.values()) clearTimeout(timer);
-      timers.clear();
       await server.shutdown();
+      // Saved before the timers stop, so pending installs go on after a restart.
+      persist();
+      for (const install of installs.values()) clearTimeout(install.timer);
+      installs.clear();
+      await stateFile?.flush();
     },
   };
-  return Promise.resolve(sandbox);
+  return sandbox;
 }

@@ -1,15 +1,23 @@
 /**
- * A stateful Pterodactyl panel on loopback: Application API v1 plus
- * `GET /api/client/servers/{identifier}/resources`, seeded from the catalogue, with
- * the panel's envelopes, validation, auto-deploy, install lifecycle, rate limit and
- * injectable faults.
+ * A stateful Pterodactyl panel on loopback: Application API v1 plus the client
+ * API's `GET /api/client/servers/{identifier}/resources` and `POST .../power`,
+ * seeded from the catalogue (or loaded from a state file), with the panel's
+ * envelopes, validation, auto-deploy, install lifecycle, suspension, deletion, a
+ * Wings that can fail, rate limit and injectable faults.
  *
  * Checked against panel v1.11 (where a guess would differ): no variable defaults are
  * filled; one 422 entry per failed rule; `limits.io` must be 10..1000; `deploy` needs
  * `locations`, `dedicated_ip` and `port_range`; auto-deploy failures are 400
  * `NoViableNodeException` / `NoViableAllocationException`; `PATCH /users/{id}` needs
  * every required field; without `Accept: …json` errors become Laravel redirects or
- * HTML pages; `filter[...]` are partial matches and an unknown filter is a 400.
+ * HTML pages; `filter[...]` are partial matches and an unknown filter is a 400;
+ * `per_page` is not capped. Lifecycle (`SuspensionService`, `ServerDeletionService`,
+ * `ReinstallServerService`, `AuthenticateServerAccess`): suspend/unsuspend are 204
+ * no-ops when already so, suspending stops the server, unsuspending does not start
+ * it, a Wings failure rolls the status back; reinstall sets `installing` (an install
+ * that ends keeps a suspension); a Wings error stops a normal delete (not a 404 from
+ * Wings), `/force` deletes anyway; the client API answers 409
+ * `ServerStateConflictException` for suspended and not-installed servers.
  *
  * Control endpoints (not recorded in `calls()`; replies are JSON, errors
  * `{"error": {"code", "message"}}`; see `../sandbox-kit/mod.ts`):
@@ -17,8 +25,14 @@
  * - `GET|DELETE /_sandbox/calls`, `GET /_sandbox/calls/counts`: the recorded calls
  * - `POST /_sandbox/faults` with a {@linkcode PanelFault} whose `path` is a string
  *   (a string starting with `^` is a regular expression); `GET|DELETE /_sandbox/faults`
- * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?}`
+ * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?,
+ *   wingsStatus?}` (`wingsStatus` 0 for unreachable, a status, or null for working)
  * - `POST /_sandbox/servers/{id}/power` with `{"state": "offline"|"starting"|"running"|"stopping"}`
+ * - `DELETE /_sandbox/servers/{id}`: deletes a server by hand (as in the admin UI)
+ * - `POST /_sandbox/installs/finish` with `{server_id?, outcome?}`: ends pending
+ *   installs now; answers `{finished: [ids]}`
+ * - `POST /_sandbox/servers/bulk` with `{count | external_ids, owner?, node?, egg?,
+ *   status?, memory?, disk?}`: seeds servers at once; answers 201 `{ids}`
  *
  * ```sh
  * curl -X POST localhost:PORT/_sandbox/faults -d '{"method":"POST","path":"/api/application/servers","status":502,"times":1}'
@@ -38,10 +52,19 @@ import {
   FaultList,
   intercept,
   jsonResponse,
+  noContent,
   type SandboxCall,
 } from "../sandbox-kit/mod.ts";
 import { type PanelSnapshot, parseSnapshot } from "./_persist.ts";
-import { errorResponse, faultError, json, PanelHttpError } from "./_errors.ts";
+import { BulkServers, seedServers } from "./_bulk.ts";
+import {
+  daemonError,
+  errorResponse,
+  faultError,
+  json,
+  PanelHttpError,
+} from "./_errors.ts";
+import { removeServer } from "./_servers.ts";
 import { hitRateLimit, type RateWindows } from "./_rate_limit.ts";
 import {
   APPLICATION_BASE,
@@ -85,6 +108,12 @@ export interface PanelSandboxOptions {
   installOutcome?: "success" | "failure";
   rateLimitPerMinute?: number;
   /**
+   * While set, every call the panel makes to Wings fails with this status (0: Wings
+   * unreachable), as `DaemonConnectionException`: suspend, reinstall, power,
+   * resources, create and a normal delete fail; a forced delete goes through.
+   */
+  wingsStatus?: number | null;
+  /**
    * A JSON file the panel's tables and pending installs are kept in: loaded on
    * start (instead of seeding), saved after every change.
    */
@@ -106,7 +135,10 @@ export interface PanelSandbox {
     patch: Partial<
       Pick<
         PanelSandboxOptions,
-        "installDelayMs" | "installOutcome" | "rateLimitPerMinute"
+        | "installDelayMs"
+        | "installOutcome"
+        | "rateLimitPerMinute"
+        | "wingsStatus"
       >
     >,
   ): void;
@@ -118,6 +150,12 @@ const ConfigPatch = z.object({
   installDelayMs: z.number().int().nonnegative().optional(),
   installOutcome: z.enum(["success", "failure"]).optional(),
   rateLimitPerMinute: z.number().int().positive().optional(),
+  wingsStatus: z.number().int().min(0).max(599).nullable().optional(),
+}).strict();
+
+const FinishInstalls = z.object({
+  server_id: z.number().int().positive().optional(),
+  outcome: z.enum(["success", "failure"]).optional(),
 }).strict();
 
 const PowerBody = z.object({
@@ -192,6 +230,7 @@ export async function startPanelSandbox(
     installDelayMs: options.installDelayMs ?? 2000,
     installOutcome: options.installOutcome ?? "success",
     rateLimitPerMinute: options.rateLimitPerMinute ?? 240,
+    wingsStatus: options.wingsStatus ?? null,
   };
   const keys = new Map<string, ApiKey>([
     [options.applicationKey, { userId: 1, type: "application" }],
@@ -221,6 +260,10 @@ export async function startPanelSandbox(
       clearTimeout(installs.get(serverId)?.timer);
       installs.delete(serverId);
     },
+    daemon() {
+      if (config.wingsStatus !== null) throw daemonError(config.wingsStatus);
+    },
+    wingsStatus: () => config.wingsStatus ?? undefined,
   };
 
   function schedule(serverId: number, reinstall: boolean, dueAt: number) {
@@ -231,20 +274,28 @@ export async function startPanelSandbox(
     installs.set(serverId, { reinstall, due_at: dueAt, timer });
   }
 
-  function finishInstall(serverId: number) {
+  /** Wings reports the install done (`ServerInstallController::store`). */
+  function finishInstall(
+    serverId: number,
+    outcome = config.installOutcome,
+  ): boolean {
     const install = installs.get(serverId);
     lifecycle.forget(serverId);
     const server = state.servers.find((s) => s.id === serverId);
-    if (!install || !server || server.status !== "installing") return;
-    const ok = config.installOutcome === "success";
-    server.status = ok
+    if (!install || !server) return false;
+    const ok = outcome === "success";
+    // A server suspended meanwhile stays suspended, whatever the outcome.
+    server.status = server.status === "suspended"
+      ? "suspended"
+      : ok
       ? null
       : install.reinstall
       ? "reinstall_failed"
       : "install_failed";
     server.updated_at = now();
-    if (ok) setPower(server, "running");
+    if (ok && server.status === null) setPower(server, "running");
     persist();
+    return true;
   }
 
   function snapshot(): PanelSnapshot {
@@ -355,6 +406,27 @@ export async function startPanelSandbox(
     "POST /_sandbox/config": async (c) => {
       sandbox.configure(await c.body(ConfigPatch));
       return jsonResponse(config);
+    },
+    "DELETE /_sandbox/servers/:id": (c) => {
+      removeServer(state, lifecycle, findServer(c.params.id));
+      return noContent();
+    },
+    "POST /_sandbox/servers/bulk": async (c) => {
+      const created = seedServers(state, await c.body(BulkServers));
+      for (const server of created) {
+        if (server.status === "installing") {
+          schedule(server.id, false, Date.now() + config.installDelayMs);
+        }
+      }
+      return jsonResponse({ ids: created.map((s) => s.id) }, 201);
+    },
+    "POST /_sandbox/installs/finish": async (c) => {
+      const input = await c.body(FinishInstalls);
+      const ids = input.server_id === undefined
+        ? [...installs.keys()]
+        : [findServer(String(input.server_id)).id];
+      const finished = ids.filter((id) => finishInstall(id, input.outcome));
+      return jsonResponse({ finished });
     },
     "POST /_sandbox/servers/:id/power": async (c) => {
       const server = findServer(c.params.id);

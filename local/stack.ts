@@ -104,10 +104,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       webhookSecret: keys.stripeWebhookSecret,
       port: ports.stripe,
       retryDelaysMs: options.stripeRetryDelaysMs,
-      // Kept beside the database so both survive a restart; ephemeral (test) stacks keep nothing.
-      stateFile: options.ephemeralKeys
-        ? undefined
-        : `${stateDir}/stripe-state.json`,
+      // Kept beside the database so both survive a restart; throwaway test stacks keep nothing.
+      stateFile: persistent ? `${stateDir}/stripe-state.json` : undefined,
     });
     stops.push(() => stripe.close());
 

@@ -102,6 +102,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       webhookSecret: keys.stripeWebhookSecret,
       port: ports.stripe,
       retryDelaysMs: options.stripeRetryDelaysMs,
+      // Kept beside the database so both survive a restart; ephemeral (test) stacks keep nothing.
+      stateFile: options.ephemeralKeys
+        ? undefined
+        : `${stateDir}/stripe-state.json`,
     });
     stops.push(() => stripe.close());
 

@@ -362,6 +362,12 @@ Deno.test("stripe sandbox checkout session create", async (t) => {
       ],
       ["missing mode", { mode: undefined }, "mode", "parameter_missing"],
       [
+        "ui_mode hosted (not an endive value)",
+        { ui_mode: "hosted" as "hosted_page" },
+        "ui_mode",
+        undefined,
+      ],
+      [
         "missing line_items",
         { line_items: undefined },
         "line_items",

@@ -11,11 +11,12 @@
  * every required field; without `Accept: …json` errors become Laravel redirects or
  * HTML pages; `filter[...]` are partial matches and an unknown filter is a 400.
  *
- * Control endpoints (not recorded in `calls()`; replies are JSON):
+ * Control endpoints (not recorded in `calls()`; replies are JSON, errors
+ * `{"error": {"code", "message"}}`; see `../sandbox-kit/mod.ts`):
  * - `GET /_sandbox/state`: the panel's tables ({@linkcode PanelState})
- * - `GET /_sandbox/calls`, `DELETE /_sandbox/calls`: the recorded calls
+ * - `GET|DELETE /_sandbox/calls`, `GET /_sandbox/calls/counts`: the recorded calls
  * - `POST /_sandbox/faults` with a {@linkcode PanelFault} whose `path` is a string
- *   (a string starting with `^` is a regular expression); `DELETE /_sandbox/faults`
+ *   (a string starting with `^` is a regular expression); `GET|DELETE /_sandbox/faults`
  * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?}`
  * - `POST /_sandbox/servers/{id}/power` with `{"state": "offline"|"starting"|"running"|"stopping"}`
  *
@@ -27,8 +28,18 @@
  */
 import { z } from "zod";
 import type { Catalogue } from "../catalogue.ts";
+import {
+  CallRecorder,
+  commonRoutes,
+  ControlError,
+  controlRouter,
+  type FaultLike,
+  FaultList,
+  intercept,
+  jsonResponse,
+  type SandboxCall,
+} from "../sandbox-kit/mod.ts";
 import { errorResponse, faultError, json, PanelHttpError } from "./_errors.ts";
-import { type PanelFault, parseFault, takeFaults } from "./_faults.ts";
 import { hitRateLimit, type RateWindows } from "./_rate_limit.ts";
 import {
   APPLICATION_BASE,
@@ -45,7 +56,8 @@ import {
 } from "./_state.ts";
 import { phpQuery } from "./_catalog.ts";
 
-export type { PanelFault } from "./_faults.ts";
+/** A fault to inject in front of the panel's handling of matching requests. */
+export type PanelFault = FaultLike;
 export type {
   PanelAllocation,
   PanelEgg,
@@ -72,18 +84,8 @@ export interface PanelSandboxOptions {
   rateLimitPerMinute?: number;
 }
 
-/**
- * One recorded request: `query` has no leading `?`, `key` is masked (`ptla_…abcd`,
- * "" without a key), `status` 0 means the sandbox never answered (timeout fault).
- */
-export interface PanelCall {
-  method: string;
-  path: string;
-  query: string;
-  status: number;
-  key: string;
-  at: number;
-}
+/** One recorded request (see {@linkcode SandboxCall}). */
+export type PanelCall = SandboxCall;
 
 /** A running sandbox. */
 export interface PanelSandbox {
@@ -120,29 +122,9 @@ interface ApiKey {
   type: "application" | "client";
 }
 
-/** Masks a key for the call log: `ptla_…abcd`. */
-function maskKey(token: string | undefined): string {
-  if (!token) return "";
-  return `${token.slice(0, 5)}…${token.slice(-4)}`;
-}
-
 function bearer(request: Request): string | undefined {
   const header = request.headers.get("authorization") ?? "";
   return /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-}
-
-/** Waits `ms` (forever when undefined) or until any signal aborts. */
-function wait(ms: number | undefined, signals: AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = ms === undefined ? undefined : setTimeout(done, ms);
-    for (const s of signals) s.addEventListener("abort", done, { once: true });
-    if (signals.some((s) => s.aborted)) done();
-    function done() {
-      clearTimeout(timer);
-      for (const s of signals) s.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }
 
 /** Laravel's TrimStrings and ConvertEmptyStringsToNull (passwords untrimmed). */
@@ -201,8 +183,8 @@ export function startPanelSandbox(
   if (options.clientKey) {
     keys.set(options.clientKey, { userId: 1, type: "client" });
   }
-  let calls: PanelCall[] = [];
-  const faults: PanelFault[] = [];
+  const calls = new CallRecorder();
+  const faults = new FaultList();
   const windows: RateWindows = new Map();
   const timers = new Map<number, ReturnType<typeof setTimeout>>();
   const closing = new AbortController();
@@ -307,84 +289,43 @@ export function startPanelSandbox(
     }
   }
 
-  async function control(request: Request, url: URL): Promise<Response> {
-    const route = `${request.method} ${url.pathname.replace(/\/$/, "")}`;
-    const read = async () => JSON.parse((await request.text()) || "{}");
-    try {
-      if (route === "GET /_sandbox/state") return json(sandbox.state());
-      if (route === "GET /_sandbox/calls") return json(sandbox.calls());
-      if (route === "DELETE /_sandbox/calls") {
-        sandbox.resetCalls();
-        return new Response(null, { status: 204 });
-      }
-      if (route === "POST /_sandbox/faults") {
-        sandbox.addFault(parseFault(await read()));
-        return new Response(null, { status: 204 });
-      }
-      if (route === "DELETE /_sandbox/faults") {
-        sandbox.clearFaults();
-        return new Response(null, { status: 204 });
-      }
-      if (route === "POST /_sandbox/config") {
-        sandbox.configure(ConfigPatch.parse(await read()));
-        return json(config);
-      }
-      const power = /^POST \/_sandbox\/servers\/(\d+)\/power$/.exec(route);
-      if (power) {
-        const server = state.servers.find((s) => s.id === Number(power[1]));
-        if (!server) {
-          return json({
-            error: { code: "not_found", message: `No server "${power[1]}"` },
-          }, 404);
-        }
-        setPower(server, PowerBody.parse(await read()).state);
-        return json(structuredClone(server));
-      }
-      return json({
-        error: { code: "not_found", message: `No control route: ${route}` },
-      }, 404);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      return json({ error: { code: "bad_request", message } }, 400);
+  const control = controlRouter({
+    ...commonRoutes(calls, faults),
+    "GET /_sandbox/state": () => jsonResponse(sandbox.state()),
+    "POST /_sandbox/config": async (c) => {
+      sandbox.configure(await c.body(ConfigPatch));
+      return jsonResponse(config);
+    },
+    "POST /_sandbox/servers/:id/power": async (c) => {
+      const server = findServer(c.params.id);
+      setPower(server, (await c.body(PowerBody)).state);
+      return jsonResponse(structuredClone(server));
+    },
+  });
+
+  function findServer(raw: string): PanelServer {
+    const server = state.servers.find((s) => String(s.id) === raw);
+    if (!server) {
+      throw new ControlError(404, "not_found", `No server "${raw}"`);
     }
+    return server;
   }
 
-  async function handle(request: Request): Promise<Response> {
+  function handle(request: Request): Promise<Response> {
     const url = new URL(request.url);
-    if (url.pathname.startsWith("/_sandbox/")) return control(request, url);
-    const call: PanelCall = {
-      method: request.method,
-      path: url.pathname,
-      query: url.search.replace(/^\?/, ""),
-      status: 0,
-      key: maskKey(bearer(request)),
-      at: Date.now(),
-    };
-    calls.push(call);
-    const plan = takeFaults(faults, request.method, url.pathname);
-    // request.signal is only read for held requests: reading it opts the request
-    // into Deno's abort tracking, which logs a notice.
-    if (plan.latencyMs > 0) {
-      await wait(plan.latencyMs, [request.signal, closing.signal]);
-    }
-    if (plan.timeout) {
-      await wait(undefined, [request.signal, closing.signal]);
-      return new Response(null, { status: 504 });
-    }
-    let response: Response;
-    if (plan.status !== undefined) {
-      const fault = faultError(plan.status, plan.retryAfterSeconds);
-      response = json({ errors: fault.entries }, fault.status, fault.headers);
-    } else {
-      response = await api(request, url);
-    }
-    if (plan.loseResponse) {
-      // The work is done; only the answer is lost, as when a proxy times out.
-      await response.body?.cancel();
-      response = json({ errors: faultError(504).entries }, 504);
-    }
-    call.status = response.status;
-    return response;
+    if (url.pathname.startsWith("/_sandbox/")) return control(request);
+    return intercept(request, {
+      faults,
+      calls,
+      token: bearer(request),
+      closing: closing.signal,
+      answer: () => api(request, url),
+      faultAnswer: (plan) => {
+        const fault = faultError(plan.status, plan.retryAfterSeconds);
+        return json({ errors: fault.entries }, fault.status, fault.headers);
+      },
+      lostAnswer: () => json({ errors: faultError(504).entries }, 504),
+    });
   }
 
   let server: Deno.HttpServer<Deno.NetAddr>;
@@ -401,16 +342,10 @@ export function startPanelSandbox(
   const sandbox: PanelSandbox = {
     url: `http://127.0.0.1:${server.addr.port}`,
     port: server.addr.port,
-    calls: () => structuredClone(calls),
-    resetCalls: () => {
-      calls = [];
-    },
-    addFault: (fault) => {
-      faults.push({ ...fault });
-    },
-    clearFaults: () => {
-      faults.length = 0;
-    },
+    calls: () => calls.list(),
+    resetCalls: () => calls.reset(),
+    addFault: (fault) => faults.add(fault),
+    clearFaults: () => faults.clear(),
     configure: (patch) => {
       Object.assign(config, ConfigPatch.parse(patch));
     },

@@ -1,6 +1,6 @@
 /**
- * The Stripe API under `/v1`: authentication, injected faults, idempotency keys,
- * routing, `expand[]`, and Stripe's error bodies.
+ * The Stripe API under `/v1`: authentication, idempotency keys, routing, `expand[]`,
+ * and Stripe's error bodies (recording and faults come first, in `mod.ts`).
  *
  * @module
  */
@@ -10,20 +10,29 @@ import {
   updateSubscription,
 } from "./_billing.ts";
 import { createSession, expireSession, getSession } from "./_checkout.ts";
-import { json, StripeApiError, unrecognizedUrl } from "./_errors.ts";
+import {
+  json,
+  missingParam,
+  noSuch,
+  StripeApiError,
+  unrecognizedUrl,
+} from "./_errors.ts";
 import type { FormObject } from "./_form.ts";
 import { canonical, parseForm } from "./_form.ts";
 import { newId } from "./_objects.ts";
 import { expand, page } from "./_page.ts";
 import { optString } from "./_params.ts";
+import { listInvoicePayments } from "./_payments.ts";
 import {
   createCustomer,
   createPrice,
   createProduct,
+  deleteCustomer,
   get,
   listCustomers,
   listPrices,
   listProducts,
+  retrieveCustomer,
   searchCustomers,
   updateCustomer,
 } from "./_resources.ts";
@@ -56,7 +65,12 @@ const ROUTES: Route[] = [
   [
     "GET",
     route(`/v1/customers/${ID}`),
-    (c) => get(c.state.store.customers, "customer", c.id),
+    (c) => retrieveCustomer(c.state, c.id),
+  ],
+  [
+    "DELETE",
+    route(`/v1/customers/${ID}`),
+    (c) => deleteCustomer(c.state, c.id, c.request),
   ],
   [
     "POST",
@@ -144,6 +158,97 @@ const ROUTES: Route[] = [
   ],
   [
     "GET",
+    route(`/v1/invoices/${ID}/lines`),
+    (c) =>
+      page(
+        get(c.state.store.invoices, "invoice", c.id).lines.data,
+        c.params,
+        `/v1/invoices/${c.id}/lines`,
+      ),
+  ],
+  ["GET", /^\/v1\/subscription_items$/, listSubscriptionItems],
+  [
+    "GET",
+    route(`/v1/subscription_items/${ID}`),
+    (c) => subscriptionItem(c.state, c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/payment_intents$/,
+    (c) =>
+      page(
+        filter(c.state.store.paymentIntents, c.params, ["customer"]),
+        c.params,
+        "/v1/payment_intents",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/payment_intents/${ID}`),
+    (c) => get(c.state.store.paymentIntents, "payment_intent", c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/charges$/,
+    (c) =>
+      page(
+        filter(c.state.store.charges, c.params, ["customer", "payment_intent"]),
+        c.params,
+        "/v1/charges",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/charges/${ID}`),
+    (c) => get(c.state.store.charges, "charge", c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/invoice_payments$/,
+    (c) =>
+      page(
+        listInvoicePayments(c.state, c.params),
+        c.params,
+        "/v1/invoice_payments",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/invoice_payments/${ID}`),
+    (c) => get(c.state.store.invoicePayments, "invoice_payment", c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/disputes$/,
+    (c) =>
+      page(
+        filter(c.state.store.disputes, c.params, ["charge", "payment_intent"]),
+        c.params,
+        "/v1/disputes",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/disputes/${ID}`),
+    (c) => get(c.state.store.disputes, "dispute", c.id),
+  ],
+  [
+    "GET",
+    /^\/v1\/refunds$/,
+    (c) =>
+      page(
+        filter(c.state.store.refunds, c.params, ["charge", "payment_intent"]),
+        c.params,
+        "/v1/refunds",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/refunds/${ID}`),
+    (c) => get(c.state.store.refunds, "refund", c.id),
+  ],
+  [
+    "GET",
     /^\/v1\/events$/,
     (c) =>
       page(
@@ -170,6 +275,24 @@ function listSessions(c: Call) {
     c.params,
     "/v1/checkout/sessions",
   );
+}
+
+function listSubscriptionItems(c: Call) {
+  const id = optString(c.params, "subscription");
+  if (id === undefined) throw missingParam("subscription");
+  return page(
+    getSubscription(c.state, id).items.data,
+    c.params,
+    `/v1/subscription_items?subscription=${id}`,
+  );
+}
+
+function subscriptionItem(state: State, id: string) {
+  for (const sub of state.store.subscriptions.values()) {
+    const item = sub.items.data.find((i) => i.id === id);
+    if (item !== undefined) return item;
+  }
+  throw noSuch("subscription_item", id);
 }
 
 function listSubscriptions(c: Call) {
@@ -206,13 +329,6 @@ export async function handleApi(state: State, req: Request): Promise<Response> {
   const query = parseForm(url.search.slice(1));
   const idempotencyKey = req.headers.get("idempotency-key");
   const path = url.pathname;
-  state.requests.push({
-    method: req.method,
-    path,
-    idempotencyKey,
-    body,
-    query,
-  });
   const requestId = newId("req", 14);
   const headers = {
     "request-id": requestId,
@@ -220,7 +336,6 @@ export async function handleApi(state: State, req: Request): Promise<Response> {
   };
   try {
     authenticate(state, req);
-    injectFault(state, req.method, path);
     const found = ROUTES.find(([m, re]) => m === req.method && re.test(path));
     const match = found?.[1].exec(path);
     if (found === undefined || match == null) {
@@ -314,21 +429,6 @@ export function maskKey(key: string): string {
   return `${prefix}${"*".repeat(key.length - prefix.length - 4)}${
     key.slice(-4)
   }`;
-}
-
-function injectFault(state: State, method: string, path: string): void {
-  const fault = state.faults.find((f) =>
-    (f.method === "*" || f.method === method) &&
-    (f.path.endsWith("*")
-      ? path.startsWith(f.path.slice(0, -1))
-      : f.path === path)
-  );
-  if (fault === undefined) return;
-  fault.times -= 1;
-  if (fault.times <= 0) state.faults.splice(state.faults.indexOf(fault), 1);
-  throw new StripeApiError(fault.status, fault.type, fault.message, {
-    code: fault.code,
-  });
 }
 
 function replayed(

@@ -4,16 +4,17 @@
  *
  * @module
  */
-import { payInvoice, startSubscription } from "./_billing.ts";
+import { startSubscription } from "./_billing.ts";
 import { invalidRequest, missingParam, noSuch } from "./_errors.ts";
 import type { FormObject } from "./_form.ts";
+import { attemptPayment } from "./_payments.ts";
 import type {
   CheckoutSession,
   Customer,
   LineItem,
   StripeEvent,
 } from "./_objects.ts";
-import { makeCustomer, newId, now } from "./_objects.ts";
+import { emptyAddress, makeCustomer, newId, now } from "./_objects.ts";
 import {
   onlyKnown,
   optArray,
@@ -107,6 +108,19 @@ export function createSession(
       { param: "mode" },
     );
   }
+  const uiMode = optString(params, "ui_mode") ?? "hosted_page";
+  if (!["elements", "embedded_page", "form", "hosted_page"].includes(uiMode)) {
+    throw invalidRequest(
+      "Invalid ui_mode: must be one of elements, embedded_page, form, or hosted_page",
+      { param: "ui_mode" },
+    );
+  }
+  if (uiMode !== "hosted_page") {
+    throw invalidRequest(
+      `The Stripe sandbox only supports \`hosted_page\` ui_mode, not \`${uiMode}\``,
+      { param: "ui_mode" },
+    );
+  }
   const successUrl = url(params, "success_url");
   if (successUrl === undefined) throw missingParam("success_url");
   const cancelUrl = url(params, "cancel_url");
@@ -167,28 +181,74 @@ export function createSession(
   const session: CheckoutSession = {
     id,
     object: "checkout.session",
+    adaptive_pricing: null,
+    after_expiration: null,
+    allow_promotion_codes: null,
+    allowed_payment_method_types: null,
     amount_subtotal: total,
     amount_total: total,
+    automatic_tax: {
+      enabled: false,
+      liability: null,
+      provider: null,
+      status: null,
+    },
+    billing_address_collection: null,
     cancel_url: cancelUrl ?? null,
     client_reference_id: clientReferenceId ?? null,
+    client_secret: null,
+    collected_information: null,
+    consent: null,
+    consent_collection: null,
     created,
     currency: lineItems[0].currency,
+    currency_conversion: null,
+    custom_fields: [],
+    custom_text: {
+      after_submit: null,
+      shipping_address: null,
+      submit: null,
+      terms_of_service_acceptance: null,
+    },
     customer: customer?.id ?? null,
+    customer_account: null,
+    customer_creation: null,
     customer_details: null,
     customer_email: email ?? null,
+    discounts: [],
     expires_at: expiresAt,
+    integration_identifier: null,
     invoice: null,
+    invoice_creation: null,
     livemode: false,
+    locale: null,
+    managed_payments: null,
     metadata,
     mode,
+    optional_items: null,
+    origin_context: null,
     payment_intent: null,
+    payment_link: null,
+    payment_method_collection: "always",
+    payment_method_configuration_details: null,
+    payment_method_options: null,
     payment_method_types: ["card"],
     payment_status: "unpaid",
+    permissions: null,
+    recovered_from: null,
+    saved_payment_method_options: null,
+    setup_intent: null,
+    shipping_address_collection: null,
+    shipping_cost: null,
+    shipping_options: [],
     status: "open",
+    submit_type: null,
     subscription: null,
     success_url: successUrl,
-    ui_mode: "hosted",
+    total_details: { amount_discount: 0, amount_shipping: 0, amount_tax: 0 },
+    ui_mode: "hosted_page",
     url: `${state.baseUrl}/_sandbox/pay/${id}`,
+    wallet_options: null,
   };
   state.store.sessions.set(id, { session, lineItems, subscriptionMetadata });
   return session;
@@ -238,10 +298,14 @@ function readLineItems(state: State, params: FormObject): LineItem[] {
     return {
       id: newId("li"),
       object: "item",
+      adjustable_quantity: null,
+      amount_discount: 0,
       amount_subtotal: amount,
+      amount_tax: 0,
       amount_total: amount,
       currency: price.currency,
       description: state.store.products.get(price.product)?.name ?? price.id,
+      metadata: {},
       price: structuredClone(price),
       quantity,
     };
@@ -310,7 +374,16 @@ export function completeSession(
     session.status = "complete";
     session.payment_status = paid ? "paid" : "unpaid";
     session.customer = customer.id;
-    session.customer_details = { email: customer.email, name: customer.name };
+    session.customer_details = {
+      address: emptyAddress(),
+      business_name: null,
+      email: customer.email,
+      individual_name: null,
+      name: customer.name,
+      phone: null,
+      tax_exempt: "none",
+      tax_ids: [],
+    };
     session.subscription = subscription.id;
     session.invoice = invoice.id;
     session.url = null;
@@ -345,7 +418,7 @@ export function completeSession(
     throw illegal(session, outcome);
   }
   if (outcome === "async_succeeded") {
-    payInvoice(invoice);
+    attemptPayment(state, invoice, true);
     subscription.status = "active";
     session.payment_status = "paid";
     events.push(

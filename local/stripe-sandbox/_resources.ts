@@ -5,7 +5,14 @@
  */
 import { invalidRequest, missingParam, noSuch } from "./_errors.ts";
 import type { FormObject } from "./_form.ts";
-import type { Customer, Interval, Price, Product } from "./_objects.ts";
+import { endSubscription, isEnded } from "./_billing.ts";
+import type {
+  Customer,
+  DeletedCustomer,
+  Interval,
+  Price,
+  Product,
+} from "./_objects.ts";
 import { makeCustomer, makePrice, makeProduct } from "./_objects.ts";
 import {
   mergeMetadata,
@@ -16,7 +23,8 @@ import {
   optObject,
   optString,
 } from "./_params.ts";
-import type { State } from "./_state.ts";
+import type { EventRequest, State } from "./_state.ts";
+import { recordEvent } from "./_state.ts";
 
 const CUSTOMER_PARAMS = [
   "address",
@@ -42,6 +50,39 @@ export function createCustomer(state: State, params: FormObject): Customer {
   );
   state.store.customers.set(customer.id, customer);
   return customer;
+}
+
+/** `GET /v1/customers/{id}`: a deleted customer answers its stub, as in Stripe. */
+export function retrieveCustomer(
+  state: State,
+  id: string,
+): Customer | DeletedCustomer {
+  return state.store.deletedCustomers.get(id) ??
+    get(state.store.customers, "customer", id);
+}
+
+/**
+ * `DELETE /v1/customers/{id}`: like Stripe, it cancels the customer's
+ * subscriptions at once (`customer.subscription.deleted`), then records
+ * `customer.deleted`; afterwards only retrieve knows the id.
+ */
+export function deleteCustomer(
+  state: State,
+  id: string,
+  request: EventRequest,
+): DeletedCustomer {
+  const customer = get(state.store.customers, "customer", id);
+  const events = [...state.store.subscriptions.values()]
+    .filter((sub) => sub.customer === id && !isEnded(sub))
+    .map((sub) =>
+      endSubscription(state, sub, "cancellation_requested", request)
+    );
+  events.push(recordEvent(state, "customer.deleted", customer, request));
+  state.store.customers.delete(id);
+  const stub: DeletedCustomer = { id, object: "customer", deleted: true };
+  state.store.deletedCustomers.set(id, stub);
+  state.webhooks.deliver(events, "normal");
+  return stub;
 }
 
 /** `POST /v1/customers/{id}`. */

@@ -4,20 +4,25 @@
  * @module
  */
 import type {
+  Charge,
   CheckoutSession,
   Customer,
+  DeletedCustomer,
+  Dispute,
   Invoice,
+  InvoicePayment,
   LineItem,
   Metadata,
+  PaymentIntent,
   Price,
   Product,
+  Refund,
   StripeEvent,
   StripeObject,
   Subscription,
 } from "./_objects.ts";
 import { newId, now } from "./_objects.ts";
 import type { WebhookDeliverer } from "./_webhooks.ts";
-import type { StripeErrorType } from "./_errors.ts";
 import type { FormObject } from "./_form.ts";
 
 /** A checkout session with what Stripe keeps of it beyond the session object. */
@@ -30,11 +35,18 @@ export interface SessionRecord {
 /** Every object the sandbox holds, in creation order. */
 export interface Store {
   customers: Map<string, Customer>;
+  /** customers deleted through the API: retrieve answers their stub, nothing else */
+  deletedCustomers: Map<string, DeletedCustomer>;
   products: Map<string, Product>;
   prices: Map<string, Price>;
   sessions: Map<string, SessionRecord>;
   subscriptions: Map<string, Subscription>;
   invoices: Map<string, Invoice>;
+  paymentIntents: Map<string, PaymentIntent>;
+  charges: Map<string, Charge>;
+  invoicePayments: Map<string, InvoicePayment>;
+  disputes: Map<string, Dispute>;
+  refunds: Map<string, Refund>;
   events: Map<string, StripeEvent>;
 }
 
@@ -58,18 +70,6 @@ export interface SandboxRequest {
   query: FormObject;
 }
 
-/** A failure to answer instead of the next matching API requests. */
-export interface Fault {
-  method: string;
-  /** an exact path, or a prefix ending in `*` */
-  path: string;
-  status: number;
-  times: number;
-  type: StripeErrorType;
-  code?: string;
-  message: string;
-}
-
 /** A response kept for an idempotency key. */
 export interface IdempotentResult {
   fingerprint: string;
@@ -86,7 +86,6 @@ export interface State {
   secretKey: string;
   webhooks: WebhookDeliverer;
   requests: SandboxRequest[];
-  faults: Fault[];
   idempotency: Map<string, IdempotentResult>;
 }
 
@@ -94,11 +93,17 @@ export interface State {
 export function emptyStore(): Store {
   return {
     customers: new Map(),
+    deletedCustomers: new Map(),
     products: new Map(),
     prices: new Map(),
     sessions: new Map(),
     subscriptions: new Map(),
     invoices: new Map(),
+    paymentIntents: new Map(),
+    charges: new Map(),
+    invoicePayments: new Map(),
+    disputes: new Map(),
+    refunds: new Map(),
     events: new Map(),
   };
 }
@@ -135,5 +140,8 @@ export function recordEvent(
 export function findById(store: Store, id: string): StripeObject | undefined {
   return store.customers.get(id) ?? store.products.get(id) ??
     store.prices.get(id) ?? store.sessions.get(id)?.session ??
-    store.subscriptions.get(id) ?? store.invoices.get(id);
+    store.subscriptions.get(id) ?? store.invoices.get(id) ??
+    store.paymentIntents.get(id) ?? store.charges.get(id) ??
+    store.invoicePayments.get(id) ?? store.disputes.get(id) ??
+    store.refunds.get(id);
 }

@@ -264,3 +264,69 @@ async function setActor(tx: Tx, actor: string, reason?: string): Promise<void> {
   await tx`select set_config('shop.actor', ${actor}, true),
     set_config('shop.reason', ${reason ?? ""}, true)`;
 }
+
+/** The order billed by a Stripe subscription, optionally locked. */
+export async function readOrderBySubscription(
+  db: Db,
+  subscriptionId: string,
+  options: { lock?: boolean } = {},
+): Promise<Order | null> {
+  const [order] = await db<Order[]>`
+    select ${selectOrder(db)} from public.orders
+    where stripe_subscription_id = ${subscriptionId}
+    order by created_at limit 1
+    ${options.lock ? db`for update` : db``}`;
+  return order ?? null;
+}
+
+/** The status an order had when it was last suspended (from its timeline). */
+export async function statusBeforeSuspension(
+  db: Db,
+  orderId: string,
+): Promise<OrderStatus | null> {
+  const [row] = await db<{ from_status: OrderStatus | null }[]>`
+    select from_status::text as from_status from public.order_events
+    where order_id = ${orderId} and kind = 'status' and to_status = 'suspended'
+    order by id desc limit 1`;
+  return row?.from_status ?? null;
+}
+
+/** A paid invoice of an order's subscription. */
+export interface OrderInvoice {
+  invoice_id: string;
+  billing_reason: string | null;
+  amount_paid: number;
+  currency: string;
+  period_end: Date | null;
+}
+
+/**
+ * Records a paid invoice once; answers whether this call recorded it (false when it
+ * was already applied, however its events arrived).
+ */
+export async function recordOrderInvoice(
+  tx: Tx,
+  orderId: string,
+  invoice: OrderInvoice,
+): Promise<boolean> {
+  const inserted = await tx`
+    insert into public.order_invoices (invoice_id, order_id, billing_reason, amount_paid,
+      currency, period_end)
+    values (${invoice.invoice_id}, ${orderId}, ${invoice.billing_reason},
+      ${invoice.amount_paid}, ${invoice.currency}, ${invoice.period_end})
+    on conflict (invoice_id) do nothing
+    returning invoice_id`;
+  return inserted.length > 0;
+}
+
+/** How many paid invoices with money on them an order has, other than `invoiceId`. */
+export async function countOtherPayments(
+  db: Db,
+  orderId: string,
+  invoiceId: string,
+): Promise<number> {
+  const [{ n }] = await db<{ n: number }[]>`
+    select count(*)::int as n from public.order_invoices
+    where order_id = ${orderId} and invoice_id <> ${invoiceId} and amount_paid > 0`;
+  return n;
+}

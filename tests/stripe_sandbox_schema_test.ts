@@ -89,8 +89,12 @@ function typeOk(value: unknown, type: string | undefined): boolean {
     case "object":
       return typeof value === "object" && value !== null &&
         !Array.isArray(value);
+    case "string":
+      return typeof value === "string";
+    case "boolean":
+      return typeof value === "boolean";
     default:
-      return typeof value === type;
+      return false;
   }
 }
 

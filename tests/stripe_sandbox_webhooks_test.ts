@@ -597,6 +597,7 @@ Deno.test("stripe sandbox injects API faults", async (t) => {
           method: "POST",
           path: "/v1/checkout/sessions",
           status: 500,
+          times: 1,
         });
         assert.equal(res.status, 200);
         const err = await newSession(stripe).catch((e) => e);
@@ -614,6 +615,7 @@ Deno.test("stripe sandbox injects API faults", async (t) => {
           method: "POST",
           path: "/v1/checkout/sessions",
           status: 503,
+          times: 1,
         });
         const retrying = sandboxClient(sandbox, KEY, { maxNetworkRetries: 1 });
         const before = sandbox.requests().length;
@@ -628,7 +630,7 @@ Deno.test("stripe sandbox injects API faults", async (t) => {
     await t.step("429, 402 and a type/message of choice", async () => {
       await control(sandbox, "POST", "/_sandbox/faults", {
         method: "GET",
-        path: "/v1/prices/*",
+        path: "^/v1/prices/",
         status: 429,
         times: 2,
       });
@@ -651,6 +653,7 @@ Deno.test("stripe sandbox injects API faults", async (t) => {
         status: 402,
         message: "Your card was declined.",
         code: "card_declined",
+        times: 1,
       });
       const card = await stripe.customers.create({}).catch((e) => e);
       assert.ok(card instanceof Stripe.errors.StripeCardError);
@@ -668,6 +671,44 @@ Deno.test("stripe sandbox injects API faults", async (t) => {
       assert.deepEqual(cleared.body, []);
       assert.match((await stripe.customers.create({})).id, /^cus_/);
     });
+
+    await t.step(
+      "a lost response does the work; calls are recorded with a masked key",
+      async () => {
+        const reset = await fetch(`${sandbox.url}/_sandbox/calls`, {
+          method: "DELETE",
+        });
+        assert.equal(reset.status, 204);
+        await control(sandbox, "POST", "/_sandbox/faults", {
+          method: "POST",
+          path: "/v1/customers",
+          loseResponse: true,
+          times: 1,
+        });
+        const lost = await stripe.customers.create({ email: "lost@x.test" })
+          .catch((e) => e);
+        assert.ok(lost instanceof Stripe.errors.StripeError);
+        const found = await stripe.customers.list({ email: "lost@x.test" });
+        assert.equal(found.data.length, 1);
+        const calls = (await control(sandbox, "GET", "/_sandbox/calls"))
+          .body as {
+            method: string;
+            path: string;
+            status: number;
+            key: string;
+          }[];
+        assert.deepEqual(
+          calls.map((c) => [c.method, c.path, c.status]),
+          [["POST", "/v1/customers", 504], ["GET", "/v1/customers", 200]],
+        );
+        assert.equal(calls[0].key, `sk_test_…${KEY.slice(-4)}`);
+        const counts = await control(sandbox, "GET", "/_sandbox/calls/counts");
+        assert.deepEqual(counts.body, {
+          "POST /v1/customers": 1,
+          "GET /v1/customers": 1,
+        });
+      },
+    );
   });
 });
 

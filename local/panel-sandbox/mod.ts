@@ -1,23 +1,38 @@
 /**
- * A stateful Pterodactyl panel on loopback: Application API v1 plus
- * `GET /api/client/servers/{identifier}/resources`, seeded from the catalogue, with
- * the panel's envelopes, validation, auto-deploy, install lifecycle, rate limit and
- * injectable faults.
+ * A stateful Pterodactyl panel on loopback: Application API v1 plus the client
+ * API's `GET /api/client/servers/{identifier}/resources` and `POST .../power`,
+ * seeded from the catalogue (or loaded from a state file), with the panel's
+ * envelopes, validation, auto-deploy, install lifecycle, suspension, deletion, a
+ * Wings that can fail, rate limit and injectable faults.
  *
  * Checked against panel v1.11 (where a guess would differ): no variable defaults are
  * filled; one 422 entry per failed rule; `limits.io` must be 10..1000; `deploy` needs
  * `locations`, `dedicated_ip` and `port_range`; auto-deploy failures are 400
  * `NoViableNodeException` / `NoViableAllocationException`; `PATCH /users/{id}` needs
  * every required field; without `Accept: …json` errors become Laravel redirects or
- * HTML pages; `filter[...]` are partial matches and an unknown filter is a 400.
+ * HTML pages; `filter[...]` are partial matches and an unknown filter is a 400;
+ * `per_page` is not capped. Lifecycle (`SuspensionService`, `ServerDeletionService`,
+ * `ReinstallServerService`, `AuthenticateServerAccess`): suspend/unsuspend are 204
+ * no-ops when already so, suspending stops the server, unsuspending does not start
+ * it, a Wings failure rolls the status back; reinstall sets `installing` (an install
+ * that ends keeps a suspension); a Wings error stops a normal delete (not a 404 from
+ * Wings), `/force` deletes anyway; the client API answers 409
+ * `ServerStateConflictException` for suspended and not-installed servers.
  *
- * Control endpoints (not recorded in `calls()`; replies are JSON):
+ * Control endpoints (not recorded in `calls()`; replies are JSON, errors
+ * `{"error": {"code", "message"}}`; see `../sandbox-kit/mod.ts`):
  * - `GET /_sandbox/state`: the panel's tables ({@linkcode PanelState})
- * - `GET /_sandbox/calls`, `DELETE /_sandbox/calls`: the recorded calls
+ * - `GET|DELETE /_sandbox/calls`, `GET /_sandbox/calls/counts`: the recorded calls
  * - `POST /_sandbox/faults` with a {@linkcode PanelFault} whose `path` is a string
- *   (a string starting with `^` is a regular expression); `DELETE /_sandbox/faults`
- * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?}`
+ *   (a string starting with `^` is a regular expression); `GET|DELETE /_sandbox/faults`
+ * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?,
+ *   wingsStatus?}` (`wingsStatus` 0 for unreachable, a status, or null for working)
  * - `POST /_sandbox/servers/{id}/power` with `{"state": "offline"|"starting"|"running"|"stopping"}`
+ * - `DELETE /_sandbox/servers/{id}`: deletes a server by hand (as in the admin UI)
+ * - `POST /_sandbox/installs/finish` with `{server_id?, outcome?}`: ends pending
+ *   installs now; answers `{finished: [ids]}`
+ * - `POST /_sandbox/servers/bulk` with `{count | external_ids, owner?, node?, egg?,
+ *   status?, memory?, disk?}`: seeds servers at once; answers 201 `{ids}`
  *
  * ```sh
  * curl -X POST localhost:PORT/_sandbox/faults -d '{"method":"POST","path":"/api/application/servers","status":502,"times":1}'
@@ -27,8 +42,29 @@
  */
 import { z } from "zod";
 import type { Catalogue } from "../catalogue.ts";
-import { errorResponse, faultError, json, PanelHttpError } from "./_errors.ts";
-import { type PanelFault, parseFault, takeFaults } from "./_faults.ts";
+import {
+  CallRecorder,
+  commonRoutes,
+  ControlError,
+  controlRouter,
+  createStateFile,
+  type FaultLike,
+  FaultList,
+  intercept,
+  jsonResponse,
+  noContent,
+  type SandboxCall,
+} from "../sandbox-kit/mod.ts";
+import { type PanelSnapshot, parseSnapshot } from "./_persist.ts";
+import { BulkServers, seedServers } from "./_bulk.ts";
+import {
+  daemonError,
+  errorResponse,
+  faultError,
+  json,
+  PanelHttpError,
+} from "./_errors.ts";
+import { removeServer } from "./_servers.ts";
 import { hitRateLimit, type RateWindows } from "./_rate_limit.ts";
 import {
   APPLICATION_BASE,
@@ -45,7 +81,8 @@ import {
 } from "./_state.ts";
 import { phpQuery } from "./_catalog.ts";
 
-export type { PanelFault } from "./_faults.ts";
+/** A fault to inject in front of the panel's handling of matching requests. */
+export type PanelFault = FaultLike;
 export type {
   PanelAllocation,
   PanelEgg,
@@ -70,20 +107,21 @@ export interface PanelSandboxOptions {
   installDelayMs?: number;
   installOutcome?: "success" | "failure";
   rateLimitPerMinute?: number;
+  /**
+   * While set, every call the panel makes to Wings fails with this status (0: Wings
+   * unreachable), as `DaemonConnectionException`: suspend, reinstall, power,
+   * resources, create and a normal delete fail; a forced delete goes through.
+   */
+  wingsStatus?: number | null;
+  /**
+   * A JSON file the panel's tables and pending installs are kept in: loaded on
+   * start (instead of seeding), saved after every change.
+   */
+  stateFile?: string;
 }
 
-/**
- * One recorded request: `query` has no leading `?`, `key` is masked (`ptla_…abcd`,
- * "" without a key), `status` 0 means the sandbox never answered (timeout fault).
- */
-export interface PanelCall {
-  method: string;
-  path: string;
-  query: string;
-  status: number;
-  key: string;
-  at: number;
-}
+/** One recorded request (see {@linkcode SandboxCall}). */
+export type PanelCall = SandboxCall;
 
 /** A running sandbox. */
 export interface PanelSandbox {
@@ -97,7 +135,10 @@ export interface PanelSandbox {
     patch: Partial<
       Pick<
         PanelSandboxOptions,
-        "installDelayMs" | "installOutcome" | "rateLimitPerMinute"
+        | "installDelayMs"
+        | "installOutcome"
+        | "rateLimitPerMinute"
+        | "wingsStatus"
       >
     >,
   ): void;
@@ -109,40 +150,33 @@ const ConfigPatch = z.object({
   installDelayMs: z.number().int().nonnegative().optional(),
   installOutcome: z.enum(["success", "failure"]).optional(),
   rateLimitPerMinute: z.number().int().positive().optional(),
+  wingsStatus: z.number().int().min(0).max(599).nullable().optional(),
+}).strict();
+
+const FinishInstalls = z.object({
+  server_id: z.number().int().positive().optional(),
+  outcome: z.enum(["success", "failure"]).optional(),
 }).strict();
 
 const PowerBody = z.object({
   state: z.enum(["offline", "starting", "running", "stopping"]),
 });
 
+/** An install in progress and its timer. */
+interface Install {
+  reinstall: boolean;
+  due_at: number;
+  timer: ReturnType<typeof setTimeout>;
+}
+
 interface ApiKey {
   userId: number;
   type: "application" | "client";
 }
 
-/** Masks a key for the call log: `ptla_…abcd`. */
-function maskKey(token: string | undefined): string {
-  if (!token) return "";
-  return `${token.slice(0, 5)}…${token.slice(-4)}`;
-}
-
 function bearer(request: Request): string | undefined {
   const header = request.headers.get("authorization") ?? "";
   return /^Bearer\s+(\S+)$/i.exec(header)?.[1];
-}
-
-/** Waits `ms` (forever when undefined) or until any signal aborts. */
-function wait(ms: number | undefined, signals: AbortSignal[]): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = ms === undefined ? undefined : setTimeout(done, ms);
-    for (const s of signals) s.addEventListener("abort", done, { once: true });
-    if (signals.some((s) => s.aborted)) done();
-    function done() {
-      clearTimeout(timer);
-      for (const s of signals) s.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }
 
 /** Laravel's TrimStrings and ConvertEmptyStringsToNull (passwords untrimmed). */
@@ -183,14 +217,20 @@ async function readBody(request: Request): Promise<unknown> {
 }
 
 /** Starts a sandbox panel on 127.0.0.1 (port 0 picks a free port). */
-export function startPanelSandbox(
+export async function startPanelSandbox(
   options: PanelSandboxOptions,
 ): Promise<PanelSandbox> {
-  const state = seedState(options.catalogue, options.nonAdminKey !== undefined);
+  const stateFile = options.stateFile === undefined
+    ? undefined
+    : createStateFile(options.stateFile, { parse: parseSnapshot });
+  const saved = await stateFile?.load();
+  const state = saved?.state ??
+    seedState(options.catalogue, options.nonAdminKey !== undefined);
   const config = {
     installDelayMs: options.installDelayMs ?? 2000,
     installOutcome: options.installOutcome ?? "success",
     rateLimitPerMinute: options.rateLimitPerMinute ?? 240,
+    wingsStatus: options.wingsStatus ?? null,
   };
   const keys = new Map<string, ApiKey>([
     [options.applicationKey, { userId: 1, type: "application" }],
@@ -201,11 +241,12 @@ export function startPanelSandbox(
   if (options.clientKey) {
     keys.set(options.clientKey, { userId: 1, type: "client" });
   }
-  let calls: PanelCall[] = [];
-  const faults: PanelFault[] = [];
+  const calls = new CallRecorder();
+  const faults = new FaultList();
   const windows: RateWindows = new Map();
-  const timers = new Map<number, ReturnType<typeof setTimeout>>();
   const closing = new AbortController();
+
+  const installs = new Map<number, Install>();
 
   const lifecycle = {
     install(server: PanelServer, reinstall: boolean) {
@@ -213,25 +254,77 @@ export function startPanelSandbox(
       server.status = "installing";
       server.updated_at = now();
       setPower(server, "offline");
-      const timer = setTimeout(() => {
-        timers.delete(server.id);
-        if (server.status !== "installing") return;
-        const ok = config.installOutcome === "success";
-        server.status = ok
-          ? null
-          : reinstall
-          ? "reinstall_failed"
-          : "install_failed";
-        server.updated_at = now();
-        if (ok) setPower(server, "running");
-      }, config.installDelayMs);
-      timers.set(server.id, timer);
+      schedule(server.id, reinstall, Date.now() + config.installDelayMs);
     },
     forget(serverId: number) {
-      clearTimeout(timers.get(serverId));
-      timers.delete(serverId);
+      clearTimeout(installs.get(serverId)?.timer);
+      installs.delete(serverId);
     },
+    daemon() {
+      if (config.wingsStatus !== null) throw daemonError(config.wingsStatus);
+    },
+    wingsStatus: () => config.wingsStatus ?? undefined,
   };
+
+  function schedule(serverId: number, reinstall: boolean, dueAt: number) {
+    const timer = setTimeout(
+      () => finishInstall(serverId),
+      Math.max(0, dueAt - Date.now()),
+    );
+    installs.set(serverId, { reinstall, due_at: dueAt, timer });
+  }
+
+  /** Wings reports the install done (`ServerInstallController::store`). */
+  function finishInstall(
+    serverId: number,
+    outcome = config.installOutcome,
+  ): boolean {
+    const install = installs.get(serverId);
+    lifecycle.forget(serverId);
+    const server = state.servers.find((s) => s.id === serverId);
+    if (!install || !server) return false;
+    const ok = outcome === "success";
+    // A server suspended meanwhile stays suspended, whatever the outcome.
+    server.status = server.status === "suspended"
+      ? "suspended"
+      : ok
+      ? null
+      : install.reinstall
+      ? "reinstall_failed"
+      : "install_failed";
+    server.updated_at = now();
+    if (ok && server.status === null) setPower(server, "running");
+    persist();
+    return true;
+  }
+
+  function snapshot(): PanelSnapshot {
+    return {
+      version: 1,
+      state,
+      installs: [...installs].map(([server_id, i]) => ({
+        server_id,
+        reinstall: i.reinstall,
+        due_at: i.due_at,
+      })),
+    };
+  }
+
+  function persist(): void {
+    stateFile?.save(snapshot()).catch((error) => {
+      console.error(JSON.stringify({
+        level: "error",
+        msg: "Panel sandbox could not save its state",
+        path: options.stateFile,
+        error: error instanceof Error ? error.message : String(error),
+      }));
+    });
+  }
+
+  // An install that was running when the sandbox stopped goes on where it was.
+  for (const install of saved?.installs ?? []) {
+    schedule(install.server_id, install.reinstall, install.due_at);
+  }
 
   async function api(request: Request, url: URL): Promise<Response> {
     const isApp = url.pathname === APPLICATION_BASE ||
@@ -307,120 +400,99 @@ export function startPanelSandbox(
     }
   }
 
-  async function control(request: Request, url: URL): Promise<Response> {
-    const route = `${request.method} ${url.pathname.replace(/\/$/, "")}`;
-    const read = async () => JSON.parse((await request.text()) || "{}");
-    try {
-      if (route === "GET /_sandbox/state") return json(sandbox.state());
-      if (route === "GET /_sandbox/calls") return json(sandbox.calls());
-      if (route === "DELETE /_sandbox/calls") {
-        sandbox.resetCalls();
-        return new Response(null, { status: 204 });
-      }
-      if (route === "POST /_sandbox/faults") {
-        sandbox.addFault(parseFault(await read()));
-        return new Response(null, { status: 204 });
-      }
-      if (route === "DELETE /_sandbox/faults") {
-        sandbox.clearFaults();
-        return new Response(null, { status: 204 });
-      }
-      if (route === "POST /_sandbox/config") {
-        sandbox.configure(ConfigPatch.parse(await read()));
-        return json(config);
-      }
-      const power = /^POST \/_sandbox\/servers\/(\d+)\/power$/.exec(route);
-      if (power) {
-        const server = state.servers.find((s) => s.id === Number(power[1]));
-        if (!server) {
-          return json({
-            error: { code: "not_found", message: `No server "${power[1]}"` },
-          }, 404);
+  const control = controlRouter({
+    ...commonRoutes(calls, faults),
+    "GET /_sandbox/state": () => jsonResponse(sandbox.state()),
+    "POST /_sandbox/config": async (c) => {
+      sandbox.configure(await c.body(ConfigPatch));
+      return jsonResponse(config);
+    },
+    "DELETE /_sandbox/servers/:id": (c) => {
+      removeServer(state, lifecycle, findServer(c.params.id));
+      return noContent();
+    },
+    "POST /_sandbox/servers/bulk": async (c) => {
+      const created = seedServers(state, await c.body(BulkServers));
+      for (const server of created) {
+        if (server.status === "installing") {
+          schedule(server.id, false, Date.now() + config.installDelayMs);
         }
-        setPower(server, PowerBody.parse(await read()).state);
-        return json(structuredClone(server));
       }
-      return json({
-        error: { code: "not_found", message: `No control route: ${route}` },
-      }, 404);
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      return json({ error: { code: "bad_request", message } }, 400);
+      return jsonResponse({ ids: created.map((s) => s.id) }, 201);
+    },
+    "POST /_sandbox/installs/finish": async (c) => {
+      const input = await c.body(FinishInstalls);
+      const ids = input.server_id === undefined
+        ? [...installs.keys()]
+        : [findServer(String(input.server_id)).id];
+      const finished = ids.filter((id) => finishInstall(id, input.outcome));
+      return jsonResponse({ finished });
+    },
+    "POST /_sandbox/servers/:id/power": async (c) => {
+      const server = findServer(c.params.id);
+      setPower(server, (await c.body(PowerBody)).state);
+      return jsonResponse(structuredClone(server));
+    },
+  });
+
+  function findServer(raw: string): PanelServer {
+    const server = state.servers.find((s) => String(s.id) === raw);
+    if (!server) {
+      throw new ControlError(404, "not_found", `No server "${raw}"`);
     }
+    return server;
   }
 
   async function handle(request: Request): Promise<Response> {
-    const url = new URL(request.url);
-    if (url.pathname.startsWith("/_sandbox/")) return control(request, url);
-    const call: PanelCall = {
-      method: request.method,
-      path: url.pathname,
-      query: url.search.replace(/^\?/, ""),
-      status: 0,
-      key: maskKey(bearer(request)),
-      at: Date.now(),
-    };
-    calls.push(call);
-    const plan = takeFaults(faults, request.method, url.pathname);
-    // request.signal is only read for held requests: reading it opts the request
-    // into Deno's abort tracking, which logs a notice.
-    if (plan.latencyMs > 0) {
-      await wait(plan.latencyMs, [request.signal, closing.signal]);
-    }
-    if (plan.timeout) {
-      await wait(undefined, [request.signal, closing.signal]);
-      return new Response(null, { status: 504 });
-    }
-    let response: Response;
-    if (plan.status !== undefined) {
-      const fault = faultError(plan.status, plan.retryAfterSeconds);
-      response = json({ errors: fault.entries }, fault.status, fault.headers);
-    } else {
-      response = await api(request, url);
-    }
-    if (plan.loseResponse) {
-      // The work is done; only the answer is lost, as when a proxy times out.
-      await response.body?.cancel();
-      response = json({ errors: faultError(504).entries }, 504);
-    }
-    call.status = response.status;
+    const response = await route(request);
+    // Saves are coalesced, so saving after every write request costs one file write.
+    if (request.method !== "GET" && request.method !== "HEAD") persist();
     return response;
   }
 
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: options.port ?? 0,
-      onListen: () => {},
-    }, handle);
-  } catch (error) {
-    return Promise.reject(error);
+  function route(request: Request): Promise<Response> {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith("/_sandbox/")) return control(request);
+    return intercept(request, {
+      faults,
+      calls,
+      token: bearer(request),
+      closing: closing.signal,
+      answer: () => api(request, url),
+      faultAnswer: (plan) => {
+        const fault = faultError(plan.status, plan.retryAfterSeconds);
+        return json({ errors: fault.entries }, fault.status, fault.headers);
+      },
+      lostAnswer: () => json({ errors: faultError(504).entries }, 504),
+    });
   }
+
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: options.port ?? 0,
+    onListen: () => {},
+  }, handle);
 
   const sandbox: PanelSandbox = {
     url: `http://127.0.0.1:${server.addr.port}`,
     port: server.addr.port,
-    calls: () => structuredClone(calls),
-    resetCalls: () => {
-      calls = [];
-    },
-    addFault: (fault) => {
-      faults.push({ ...fault });
-    },
-    clearFaults: () => {
-      faults.length = 0;
-    },
+    calls: () => calls.list(),
+    resetCalls: () => calls.reset(),
+    addFault: (fault) => faults.add(fault),
+    clearFaults: () => faults.clear(),
     configure: (patch) => {
       Object.assign(config, ConfigPatch.parse(patch));
     },
     state: () => structuredClone(state),
     close: async () => {
       closing.abort();
-      for (const timer of timers.values()) clearTimeout(timer);
-      timers.clear();
       await server.shutdown();
+      // Saved before the timers stop, so pending installs go on after a restart.
+      persist();
+      for (const install of installs.values()) clearTimeout(install.timer);
+      installs.clear();
+      await stateFile?.flush();
     },
   };
-  return Promise.resolve(sandbox);
+  return sandbox;
 }

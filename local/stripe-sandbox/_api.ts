@@ -1,6 +1,6 @@
 /**
- * The Stripe API under `/v1`: authentication, injected faults, idempotency keys,
- * routing, `expand[]`, and Stripe's error bodies.
+ * The Stripe API under `/v1`: authentication, idempotency keys, routing, `expand[]`,
+ * and Stripe's error bodies (recording and faults come first, in `mod.ts`).
  *
  * @module
  */
@@ -206,13 +206,6 @@ export async function handleApi(state: State, req: Request): Promise<Response> {
   const query = parseForm(url.search.slice(1));
   const idempotencyKey = req.headers.get("idempotency-key");
   const path = url.pathname;
-  state.requests.push({
-    method: req.method,
-    path,
-    idempotencyKey,
-    body,
-    query,
-  });
   const requestId = newId("req", 14);
   const headers = {
     "request-id": requestId,
@@ -220,7 +213,6 @@ export async function handleApi(state: State, req: Request): Promise<Response> {
   };
   try {
     authenticate(state, req);
-    injectFault(state, req.method, path);
     const found = ROUTES.find(([m, re]) => m === req.method && re.test(path));
     const match = found?.[1].exec(path);
     if (found === undefined || match == null) {
@@ -314,21 +306,6 @@ export function maskKey(key: string): string {
   return `${prefix}${"*".repeat(key.length - prefix.length - 4)}${
     key.slice(-4)
   }`;
-}
-
-function injectFault(state: State, method: string, path: string): void {
-  const fault = state.faults.find((f) =>
-    (f.method === "*" || f.method === method) &&
-    (f.path.endsWith("*")
-      ? path.startsWith(f.path.slice(0, -1))
-      : f.path === path)
-  );
-  if (fault === undefined) return;
-  fault.times -= 1;
-  if (fault.times <= 0) state.faults.splice(state.faults.indexOf(fault), 1);
-  throw new StripeApiError(fault.status, fault.type, fault.message, {
-    code: fault.code,
-  });
 }
 
 function replayed(

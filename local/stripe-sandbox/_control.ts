@@ -1,17 +1,19 @@
 /**
  * Control calls under `/_sandbox` (no auth): completing a checkout as the customer,
- * re-delivering events, reading deliveries, injecting API faults, setting the
- * webhook URL, and the human checkout page.
+ * re-delivering events, reading deliveries, setting the webhook URL, and the human
+ * checkout page; calls and faults are the kit's (`../sandbox-kit/mod.ts`).
  *
  * @module
  */
 import { z } from "zod";
+import type { ControlRoutes, FaultPlan } from "../sandbox-kit/mod.ts";
 import { completeSession, getSession } from "./_checkout.ts";
 import type { StripeErrorType } from "./_errors.ts";
 import { invalidRequest, json, noSuch, StripeApiError } from "./_errors.ts";
 import { parseForm } from "./_form.ts";
 import { payPage } from "./_html.ts";
-import type { Fault, State } from "./_state.ts";
+import { newId } from "./_objects.ts";
+import type { State } from "./_state.ts";
 
 const Complete = z.object({
   outcome: z.enum([
@@ -29,76 +31,74 @@ const Deliver = z.object({
   concurrent: z.boolean().default(false),
 });
 
-const FaultInput = z.object({
-  method: z.string().default("*").transform((m) => m.toUpperCase()),
-  path: z.string().startsWith("/"),
-  status: z.number().int().min(400).max(599),
-  times: z.number().int().min(1).default(1),
-  type: z.enum([
-    "api_error",
-    "card_error",
-    "idempotency_error",
-    "invalid_request_error",
-  ]).optional(),
-  code: z.string().optional(),
-  message: z.string().optional(),
-});
-
 const Webhook = z.object({ url: z.url().nullable().optional() });
 
-/** Answers one request under `/_sandbox`. */
-export async function handleControl(
-  state: State,
-  req: Request,
-): Promise<Response> {
-  const path = new URL(req.url).pathname;
-  try {
-    const route = `${req.method} ${path.replace(/\/(cs_|evt_)[^/]+/, "/:id")}`;
-    const id = decodeURIComponent(path.match(/\/((cs_|evt_)[^/]+)/)?.[1] ?? "");
-    switch (route) {
-      case "POST /_sandbox/checkout/sessions/:id/complete":
-        return await complete(state, req, id);
-      case "POST /_sandbox/events/:id/deliver": {
-        const input = parse(Deliver, await body(req));
-        const event = state.store.events.get(id);
-        if (event === undefined) throw noSuch("event", id);
-        const statuses = await state.webhooks.redeliver(
-          event,
-          input.copies,
-          input.concurrent,
-        );
-        return json(200, { event_id: id, statuses });
-      }
-      case "GET /_sandbox/deliveries":
-        return json(200, state.webhooks.log);
-      case "GET /_sandbox/events":
-        return json(200, [...state.store.events.values()]);
-      case "POST /_sandbox/faults": {
-        state.faults.push(toFault(parse(FaultInput, await body(req))));
-        return json(200, state.faults);
-      }
-      case "DELETE /_sandbox/faults":
-        state.faults.length = 0;
-        return json(200, state.faults);
-      case "POST /_sandbox/webhook": {
-        state.webhooks.url = parse(Webhook, await body(req)).url ?? undefined;
-        return json(200, { url: state.webhooks.url ?? null });
-      }
-      case "GET /_sandbox/pay/:id":
-        return new Response(payPage(getSession(state, id)), {
-          headers: { "content-type": "text/html; charset=utf-8" },
-        });
-    }
-    throw invalidRequest(`Unrecognized sandbox URL (${req.method}: ${path})`);
-  } catch (error) {
-    if (error instanceof StripeApiError) {
-      return json(error.status, error.body());
-    }
-    console.error("Stripe sandbox failed on a control call:", error);
-    return json(500, {
-      error: { type: "api_error", message: "The Stripe sandbox failed" },
-    });
-  }
+/** The Stripe sandbox's control routes, beside the kit's calls and faults. */
+export function controlRoutes(state: State): ControlRoutes {
+  return {
+    "POST /_sandbox/checkout/sessions/:id/complete": (c) =>
+      complete(state, c.request, c.params.id),
+    "POST /_sandbox/events/:id/deliver": async (c) => {
+      const input = parse(Deliver, await body(c.request));
+      const event = state.store.events.get(c.params.id);
+      if (event === undefined) throw noSuch("event", c.params.id);
+      const statuses = await state.webhooks.redeliver(
+        event,
+        input.copies,
+        input.concurrent,
+      );
+      return json(200, { event_id: c.params.id, statuses });
+    },
+    "GET /_sandbox/deliveries": () => json(200, state.webhooks.log),
+    "GET /_sandbox/events": () => json(200, [...state.store.events.values()]),
+    "POST /_sandbox/webhook": async (c) => {
+      state.webhooks.url = parse(Webhook, await body(c.request)).url ??
+        undefined;
+      return json(200, { url: state.webhooks.url ?? null });
+    },
+    "GET /_sandbox/pay/:id": (c) =>
+      new Response(payPage(getSession(state, c.params.id)), {
+        headers: { "content-type": "text/html; charset=utf-8" },
+      }),
+  };
+}
+
+/** Stripe's own errors in control calls keep Stripe's error body. */
+export function controlError(error: unknown): Response | undefined {
+  return error instanceof StripeApiError
+    ? json(error.status, error.body())
+    : undefined;
+}
+
+/** The answer to a request a status fault fails, with Stripe's defaults per status. */
+export function faultAnswer(plan: FaultPlan & { status: number }): Response {
+  const type: StripeErrorType = plan.type ??
+    (plan.status >= 500
+      ? "api_error"
+      : plan.status === 402
+      ? "card_error"
+      : "invalid_request_error");
+  const code = plan.code ?? (plan.status === 429 ? "rate_limit" : undefined);
+  const message = plan.message ??
+    (plan.status === 429
+      ? "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."
+      : plan.status >= 500
+      ? "Sorry, something went wrong. We've already been notified of the problem."
+      : `Injected failure ${plan.status}`);
+  const error = new StripeApiError(plan.status, type, message, { code });
+  return json(error.status, error.body(), {
+    "request-id": newId("req", 14),
+    ...(plan.retryAfterSeconds === undefined
+      ? {}
+      : { "retry-after": String(plan.retryAfterSeconds) }),
+  });
+}
+
+/** The answer when a fault loses the real one: a gateway timeout. */
+export function lostAnswer(): Response {
+  return json(504, {
+    error: { type: "api_error", message: "The gateway timed out" },
+  });
 }
 
 async function complete(
@@ -143,29 +143,4 @@ function parse<T>(schema: z.ZodType<T>, value: unknown): T {
     });
   }
   return result.data;
-}
-
-function toFault(input: z.infer<typeof FaultInput>): Fault {
-  const type: StripeErrorType = input.type ??
-    (input.status >= 500
-      ? "api_error"
-      : input.status === 402
-      ? "card_error"
-      : "invalid_request_error");
-  const code = input.code ?? (input.status === 429 ? "rate_limit" : undefined);
-  const message = input.message ??
-    (input.status === 429
-      ? "Request rate limit exceeded. Learn more about rate limits here https://stripe.com/docs/rate-limits."
-      : input.status >= 500
-      ? "Sorry, something went wrong. We've already been notified of the problem."
-      : `Injected failure ${input.status}`);
-  return {
-    method: input.method,
-    path: input.path,
-    status: input.status,
-    times: input.times,
-    type,
-    code,
-    message,
-  };
 }

@@ -17,7 +17,6 @@ import type {
 } from "./_objects.ts";
 import { newId, now } from "./_objects.ts";
 import type { WebhookDeliverer } from "./_webhooks.ts";
-import type { StripeErrorType } from "./_errors.ts";
 import type { FormObject } from "./_form.ts";
 
 /** A checkout session with what Stripe keeps of it beyond the session object. */
@@ -58,18 +57,6 @@ export interface SandboxRequest {
   query: FormObject;
 }
 
-/** A failure to answer instead of the next matching API requests. */
-export interface Fault {
-  method: string;
-  /** an exact path, or a prefix ending in `*` */
-  path: string;
-  status: number;
-  times: number;
-  type: StripeErrorType;
-  code?: string;
-  message: string;
-}
-
 /** A response kept for an idempotency key. */
 export interface IdempotentResult {
   fingerprint: string;
@@ -86,7 +73,6 @@ export interface State {
   secretKey: string;
   webhooks: WebhookDeliverer;
   requests: SandboxRequest[];
-  faults: Fault[];
   idempotency: Map<string, IdempotentResult>;
 }
 

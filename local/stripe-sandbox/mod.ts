@@ -12,8 +12,11 @@
  *   `{session, event_ids}` once each event's first delivery attempt was made.
  * - `POST /_sandbox/events/{id}/deliver` `{copies?, concurrent?}`: re-delivers an event.
  * - `GET /_sandbox/deliveries`, `GET /_sandbox/events`: what happened so far.
- * - `POST /_sandbox/faults` `{method?, path, status, times?, type?, code?, message?}`
- *   (`path` may end in `*`), `DELETE /_sandbox/faults`.
+ * - `GET|DELETE /_sandbox/calls`, `GET /_sandbox/calls/counts`: the API calls received.
+ * - `POST /_sandbox/faults` `{method?, path, status?, times?, latencyMs?, timeout?,
+ *   loseResponse?, retryAfterSeconds?, type?, code?, message?}` (`path` exact, or a
+ *   regular expression starting with `^`; without `times` every match fails),
+ *   `GET|DELETE /_sandbox/faults`. The kit's format (`../sandbox-kit/mod.ts`).
  * - `POST /_sandbox/webhook` `{url}`: sets (or, with null, clears) the webhook URL.
  * - `GET /_sandbox/pay/{id}`: the checkout page for humans.
  *
@@ -21,9 +24,24 @@
  */
 import Stripe from "stripe";
 import type { Catalogue } from "../catalogue.ts";
+import {
+  CallRecorder,
+  commonRoutes,
+  controlRouter,
+  type FaultLike,
+  FaultList,
+  intercept,
+  type SandboxCall,
+} from "../sandbox-kit/mod.ts";
 import { handleApi } from "./_api.ts";
 import { seedCatalogue } from "./_catalogue.ts";
-import { handleControl } from "./_control.ts";
+import {
+  controlError,
+  controlRoutes,
+  faultAnswer,
+  lostAnswer,
+} from "./_control.ts";
+import { parseForm } from "./_form.ts";
 import type { SandboxRequest, State } from "./_state.ts";
 import { emptyStore } from "./_state.ts";
 import { WebhookDeliverer } from "./_webhooks.ts";
@@ -58,6 +76,10 @@ export interface StripeSandbox {
   setWebhookUrl(url: string | undefined): void;
   /** Requests received on the Stripe API (not /_sandbox), newest last. */
   requests(): SandboxRequest[];
+  /** The same requests as the kit's call log (status, duration, masked key). */
+  calls(): SandboxCall[];
+  /** Adds a fault in the kit's format (like `POST /_sandbox/faults`). */
+  addFault(fault: FaultLike): void;
   /** Waits until every delivery in flight (including scheduled retries) has settled. */
   idle(): Promise<void>;
   /** Stops the server, cancels retries and waits for deliveries in flight. */
@@ -80,10 +102,16 @@ export async function startStripeSandbox(
     secretKey: options.secretKey,
     webhooks,
     requests: [],
-    faults: [],
     idempotency: new Map(),
   };
   seedCatalogue(state.store, options.catalogue);
+  const calls = new CallRecorder();
+  const faults = new FaultList();
+  const closing = new AbortController();
+  const control = controlRouter(
+    { ...commonRoutes(calls, faults), ...controlRoutes(state) },
+    { mapError: controlError },
+  );
   const { promise: listening, resolve } = Promise.withResolvers<number>();
   const server = Deno.serve(
     {
@@ -91,11 +119,21 @@ export async function startStripeSandbox(
       port: options.port ?? 0,
       onListen: ({ port }) => resolve(port),
     },
-    (req) => {
+    async (req) => {
       const path = new URL(req.url).pathname;
-      return path === "/_sandbox" || path.startsWith("/_sandbox/")
-        ? handleControl(state, req)
-        : handleApi(state, req);
+      if (path === "/_sandbox" || path.startsWith("/_sandbox/")) {
+        return control(req);
+      }
+      state.requests.push(await describe(req));
+      return intercept(req, {
+        faults,
+        calls,
+        token: apiKey(req),
+        closing: closing.signal,
+        answer: (r) => handleApi(state, r),
+        faultAnswer,
+        lostAnswer,
+      });
     },
   );
   const port = await listening;
@@ -108,13 +146,40 @@ export async function startStripeSandbox(
       webhooks.url = url;
     },
     requests: () => structuredClone(state.requests),
+    calls: () => calls.list(),
+    addFault: (fault) => faults.add(fault),
     idle: () => webhooks.idle(),
     close() {
       closed ??= (async () => {
+        closing.abort();
         await webhooks.close();
         await server.shutdown();
       })();
       return closed;
     },
   };
+}
+
+/** What `requests()` keeps of a request (read from a clone; the API reads the body). */
+async function describe(req: Request): Promise<SandboxRequest> {
+  const url = new URL(req.url);
+  return {
+    method: req.method,
+    path: url.pathname,
+    idempotencyKey: req.headers.get("idempotency-key"),
+    body: parseForm(req.method === "GET" ? "" : await req.clone().text()),
+    query: parseForm(url.search.slice(1)),
+  };
+}
+
+/** The key a request carries (Bearer, or Basic with the key as user name). */
+function apiKey(req: Request): string | undefined {
+  const header = req.headers.get("authorization") ?? "";
+  if (header.startsWith("Bearer ")) return header.slice(7).trim();
+  if (!header.startsWith("Basic ")) return undefined;
+  try {
+    return atob(header.slice(6).trim()).split(":")[0];
+  } catch {
+    return undefined;
+  }
 }

@@ -32,7 +32,7 @@ export const DEFAULT_PORTS = {
 
 /** How to start the stack. */
 export interface StackOptions {
-  /** Folder for local state (keys, Postgres data); default `.local`. */
+  /** Folder for local state (keys, Postgres data, sandbox state); default `.local`. */
   stateDir?: string;
   /** Use this database instead of starting embedded Postgres. */
   databaseUrl?: string;
@@ -72,6 +72,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const stateDir = options.stateDir ??
     new URL("../.local", import.meta.url).pathname;
   const ports = { ...DEFAULT_PORTS, ...options.ports };
+  // Sandboxes keep state across restarts unless this is a throwaway test stack.
+  const persistent = options.stateDir !== undefined || !options.ephemeralKeys;
   const stops: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop();
@@ -115,6 +117,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       clientKey: keys.panelClientKey,
       port: ports.panel,
       installDelayMs: options.panelInstallDelayMs,
+      stateFile: persistent ? `${stateDir}/panel-state.json` : undefined,
     });
     stops.push(() => panel.close());
 

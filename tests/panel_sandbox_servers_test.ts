@@ -317,7 +317,7 @@ Deno.test("panel sandbox runs the install lifecycle", async (t) => {
       assert.equal(r.status, 409);
       assert.deepEqual(r.body, {
         errors: [{
-          code: "ConflictHttpException",
+          code: "ServerStateConflictException",
           status: "409",
           detail:
             "This server has not yet completed its installation process, please try again later.",

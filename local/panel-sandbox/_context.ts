@@ -8,10 +8,17 @@ import { notFound, PanelHttpError } from "./_errors.ts";
 import type { PanelServer, PanelState, PanelUser } from "./_state.ts";
 import { type Includes, includesOf } from "./_transform.ts";
 
-/** Install and reinstall timers, owned by the running sandbox. */
+/** Install and reinstall timers and the Wings daemon, owned by the running sandbox. */
 export interface Lifecycle {
   install(server: PanelServer, reinstall: boolean): void;
   forget(serverId: number): void;
+  /**
+   * Stands for a call to Wings: throws the panel's `DaemonConnectionException` while
+   * the sandbox is configured with a failing Wings (`wingsStatus`).
+   */
+  daemon(): void;
+  /** The status Wings answers with while failing, or undefined when it works. */
+  wingsStatus(): number | undefined;
 }
 
 /** One request as a handler sees it. */

@@ -147,3 +147,47 @@ export function errorResponse(error: PanelHttpError, request: Request) {
     headers: { "content-type": "text/html; charset=UTF-8", ...error.headers },
   });
 }
+
+/**
+ * The panel's `DaemonConnectionException` for a failed call to Wings: status 0 means
+ * Wings could not be reached (504), a 5xx is passed through with the panel's words.
+ */
+export function daemonError(status: number): PanelHttpError {
+  if (status === 0) {
+    return new PanelHttpError(
+      504,
+      "DaemonConnectionException",
+      "Could not establish a connection to the machine running this server. Please try again.",
+    );
+  }
+  const answered = status < 400 ? 502 : status;
+  const detail = answered < 500
+    ? `An error occurred on the remote host: There was an error while communicating with the machine running this server. This error has been logged, please try again. (code: ${status}) (request_id: <nil>). (request id: <nil>)`
+    : `There was an error while communicating with the machine running this server. This error has been logged, please try again. (code: ${status}) (request_id: <nil>)`;
+  return new PanelHttpError(answered, "DaemonConnectionException", detail);
+}
+
+/** `ServerStateConflictException`: the first reason the server cannot be used now. */
+export function stateConflict(reason: StateConflict): PanelHttpError {
+  return new PanelHttpError(
+    409,
+    "ServerStateConflictException",
+    {
+      suspended:
+        "This server is currently suspended and the functionality requested is unavailable.",
+      maintenance:
+        "The node of this server is currently under maintenance and the functionality requested is unavailable.",
+      installing:
+        "This server has not yet completed its installation process, please try again later.",
+      restoring:
+        "This server is currently restoring from a backup, please try again later.",
+    }[reason],
+  );
+}
+
+/** Why a server is in a state the client API refuses. */
+export type StateConflict =
+  | "suspended"
+  | "maintenance"
+  | "installing"
+  | "restoring";

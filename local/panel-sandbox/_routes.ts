@@ -1,15 +1,14 @@
 /**
- * The route tables of `routes/api-application.php` (and the one client route the
- * shop uses), matched in the panel's declaration order.
+ * The route tables of `routes/api-application.php` (and the client routes the shop
+ * uses), matched in the panel's declaration order.
  *
  * @module
  */
 import * as catalog from "./_catalog.ts";
+import * as client from "./_client.ts";
 import type { Context, Handler } from "./_context.ts";
-import { notFound, PanelHttpError } from "./_errors.ts";
-import { json } from "./_errors.ts";
+import { PanelHttpError } from "./_errors.ts";
 import * as servers from "./_servers.ts";
-import { isInstalled } from "./_state.ts";
 import * as users from "./_users.ts";
 
 interface Route {
@@ -54,7 +53,8 @@ const APPLICATION: Route[] = [
 ];
 
 const CLIENT: Route[] = [
-  route("GET", "/servers/{}/resources", serverResources),
+  route("GET", "/servers/{}/resources", client.serverResources),
+  route("POST", "/servers/{}/power", client.sendPower),
 ];
 
 /** The base paths of the two APIs the sandbox serves. */
@@ -103,56 +103,4 @@ export function handleApplication(ctx: Omit<Context, "params">): Response {
 /** Handles one authenticated `/api/client` request. */
 export function handleClient(ctx: Omit<Context, "params">): Response {
   return dispatch(CLIENT, CLIENT_BASE, ctx);
-}
-
-function conflict(detail: string): PanelHttpError {
-  return new PanelHttpError(409, "ConflictHttpException", detail);
-}
-
-/** `GET /api/client/servers/{identifier}/resources`: Wings' stats, or 409. */
-function serverResources(ctx: Context): Response {
-  const id = ctx.params[0];
-  const server = ctx.state.servers.find((s) =>
-    s.identifier === id || s.uuid === id
-  );
-  if (!server) throw notFound();
-  if (server.owner_id !== ctx.user.id && !ctx.user.root_admin) throw notFound();
-  const node = ctx.state.nodes.find((n) => n.id === server.node_id);
-  if (server.status === "suspended") {
-    throw conflict(
-      "This server is currently suspended and the functionality requested is unavailable.",
-    );
-  }
-  if (node?.maintenance_mode) {
-    throw conflict(
-      "The node of this server is currently under maintenance and the functionality requested is unavailable.",
-    );
-  }
-  if (!isInstalled(server)) {
-    throw conflict(
-      "This server has not yet completed its installation process, please try again later.",
-    );
-  }
-  if (server.status === "restoring_backup") {
-    throw conflict(
-      "This server is currently restoring from a backup, please try again later.",
-    );
-  }
-  const on = server.power_state !== "offline";
-  const mib = 1024 * 1024;
-  return json({
-    object: "stats",
-    attributes: {
-      current_state: server.power_state,
-      is_suspended: false,
-      resources: {
-        memory_bytes: on ? Math.round(server.memory * mib * 0.4) : 0,
-        cpu_absolute: on ? 12.5 : 0,
-        disk_bytes: Math.round(server.disk * mib * 0.1),
-        network_rx_bytes: on ? 48_213 : 0,
-        network_tx_bytes: on ? 20_488 : 0,
-        uptime: on ? Date.now() - Date.parse(server.power_changed_at) : 0,
-      },
-    },
-  });
 }

@@ -298,6 +298,13 @@ export function createServer(ctx: Context): Response {
   for (const a of state.allocations) {
     if (ids.includes(String(a.id))) a.server_id = server.id;
   }
+  try {
+    ctx.lifecycle.daemon();
+  } catch (error) {
+    // ServerCreationService force-deletes the new server when Wings fails.
+    removeServer(state, ctx.lifecycle, server);
+    throw error;
+  }
   ctx.lifecycle.install(server, false);
   return reply(ctx, server, 201);
 }
@@ -413,33 +420,64 @@ export function updateBuild(ctx: Context): Response {
   return reply(ctx, server);
 }
 
-/** `POST /servers/{id}/suspend` and `/unsuspend`: 204. */
+/**
+ * `POST /servers/{id}/suspend` and `/unsuspend` (`SuspensionService::toggle`): 204,
+ * a no-op when already so; Wings is told to sync (a suspended server stops), and a
+ * Wings failure rolls the status back. Unsuspending does not start the server.
+ */
 export function setSuspended(suspend: boolean) {
   return (ctx: Context): Response => {
     const server = findById(ctx.state.servers, ctx.params[0]);
-    if ((server.status === "suspended") !== suspend) {
-      server.status = suspend ? "suspended" : null;
-      if (suspend) setPower(server, "offline");
-      server.updated_at = now();
+    if ((server.status === "suspended") === suspend) {
+      return new Response(null, { status: 204 });
     }
+    const previous = server.status;
+    server.status = suspend ? "suspended" : null;
+    try {
+      ctx.lifecycle.daemon();
+    } catch (error) {
+      server.status = previous;
+      throw error;
+    }
+    if (suspend) setPower(server, "offline");
+    server.updated_at = now();
     return new Response(null, { status: 204 });
   };
 }
 
-/** `POST /servers/{id}/reinstall`: back to installing, 204. */
+/**
+ * `POST /servers/{id}/reinstall` (`ReinstallServerService`): back to installing in
+ * one transaction with the call to Wings (which stops the server), 204.
+ */
 export function reinstallServer(ctx: Context): Response {
   const server = findById(ctx.state.servers, ctx.params[0]);
+  ctx.lifecycle.daemon();
   ctx.lifecycle.install(server, true);
   return new Response(null, { status: 204 });
 }
 
-/** `DELETE /servers/{id}[/force]`: frees the allocations, 204. */
-export function deleteServer(ctx: Context): Response {
-  const server = findById(ctx.state.servers, ctx.params[0]);
-  ctx.lifecycle.forget(server.id);
-  for (const a of ctx.state.allocations) {
+/** Removes a server and frees its allocations, as the panel's delete does. */
+export function removeServer(
+  state: PanelState,
+  lifecycle: Context["lifecycle"],
+  server: PanelServer,
+): void {
+  lifecycle.forget(server.id);
+  for (const a of state.allocations) {
     if (a.server_id === server.id) a.server_id = null;
   }
-  ctx.state.servers.splice(ctx.state.servers.indexOf(server), 1);
+  state.servers.splice(state.servers.indexOf(server), 1);
+}
+
+/**
+ * `DELETE /servers/{id}[/{force?}]` (`ServerDeletionService`): Wings deletes first;
+ * its error stops a normal delete (a 404 from Wings does not), `force` goes on. 204.
+ */
+export function deleteServer(ctx: Context): Response {
+  const server = findById(ctx.state.servers, ctx.params[0]);
+  const force = ctx.params[1] === "force";
+  const wings = ctx.lifecycle.wingsStatus();
+  if (!force && wings !== undefined && wings !== 404) ctx.lifecycle.daemon();
+  removeServer(ctx.state, ctx.lifecycle, server);
   return new Response(null, { status: 204 });
 }

@@ -1,15 +1,23 @@
 /**
- * A stateful Pterodactyl panel on loopback: Application API v1 plus
- * `GET /api/client/servers/{identifier}/resources`, seeded from the catalogue, with
- * the panel's envelopes, validation, auto-deploy, install lifecycle, rate limit and
- * injectable faults.
+ * A stateful Pterodactyl panel on loopback: Application API v1 plus the client
+ * API's `GET /api/client/servers/{identifier}/resources` and `POST .../power`,
+ * seeded from the catalogue (or loaded from a state file), with the panel's
+ * envelopes, validation, auto-deploy, install lifecycle, suspension, deletion, a
+ * Wings that can fail, rate limit and injectable faults.
  *
  * Checked against panel v1.11 (where a guess would differ): no variable defaults are
  * filled; one 422 entry per failed rule; `limits.io` must be 10..1000; `deploy` needs
  * `locations`, `dedicated_ip` and `port_range`; auto-deploy failures are 400
  * `NoViableNodeException` / `NoViableAllocationException`; `PATCH /users/{id}` needs
  * every required field; without `Accept: …json` errors become Laravel redirects or
- * HTML pages; `filter[...]` are partial matches and an unknown filter is a 400.
+ * HTML pages; `filter[...]` are partial matches and an unknown filter is a 400;
+ * `per_page` is not capped. Lifecycle (`SuspensionService`, `ServerDeletionService`,
+ * `ReinstallServerService`, `AuthenticateServerAccess`): suspend/unsuspend are 204
+ * no-ops when already so, suspending stops the server, unsuspending does not start
+ * it, a Wings failure rolls the status back; reinstall sets `installing` (an install
+ * that ends keeps a suspension); a Wings error stops a normal delete (not a 404 from
+ * Wings), `/force` deletes anyway; the client API answers 409
+ * `ServerStateConflictException` for suspended and not-installed servers.
  *
  * Control endpoints (not recorded in `calls()`; replies are JSON, errors
  * `{"error": {"code", "message"}}`; see `../sandbox-kit/mod.ts`):
@@ -17,8 +25,14 @@
  * - `GET|DELETE /_sandbox/calls`, `GET /_sandbox/calls/counts`: the recorded calls
  * - `POST /_sandbox/faults` with a {@linkcode PanelFault} whose `path` is a string
  *   (a string starting with `^` is a regular expression); `GET|DELETE /_sandbox/faults`
- * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?}`
+ * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?,
+ *   wingsStatus?}` (`wingsStatus` 0 for unreachable, a status, or null for working)
  * - `POST /_sandbox/servers/{id}/power` with `{"state": "offline"|"starting"|"running"|"stopping"}`
+ * - `DELETE /_sandbox/servers/{id}`: deletes a server by hand (as in the admin UI)
+ * - `POST /_sandbox/installs/finish` with `{server_id?, outcome?}`: ends pending
+ *   installs now; answers `{finished: [ids]}`
+ * - `POST /_sandbox/servers/bulk` with `{count | external_ids, owner?, node?, egg?,
+ *   status?, memory?, disk?}`: seeds servers at once; answers 201 `{ids}`
  *
  * ```sh
  * curl -X POST localhost:PORT/_sandbox/faults -d '{"method":"POST","path":"/api/application/servers","status":502,"times":1}'
@@ -33,13 +47,24 @@ import {
   commonRoutes,
   ControlError,
   controlRouter,
+  createStateFile,
   type FaultLike,
   FaultList,
   intercept,
   jsonResponse,
+  noContent,
   type SandboxCall,
 } from "../sandbox-kit/mod.ts";
-import { errorResponse, faultError, json, PanelHttpError } from "./_errors.ts";
+import { type PanelSnapshot, parseSnapshot } from "./_persist.ts";
+import { BulkServers, seedServers } from "./_bulk.ts";
+import {
+  daemonError,
+  errorResponse,
+  faultError,
+  json,
+  PanelHttpError,
+} from "./_errors.ts";
+import { removeServer } from "./_servers.ts";
 import { hitRateLimit, type RateWindows } from "./_rate_limit.ts";
 import {
   APPLICATION_BASE,
@@ -82,6 +107,17 @@ export interface PanelSandboxOptions {
   installDelayMs?: number;
   installOutcome?: "success" | "failure";
   rateLimitPerMinute?: number;
+  /**
+   * While set, every call the panel makes to Wings fails with this status (0: Wings
+   * unreachable), as `DaemonConnectionException`: suspend, reinstall, power,
+   * resources, create and a normal delete fail; a forced delete goes through.
+   */
+  wingsStatus?: number | null;
+  /**
+   * A JSON file the panel's tables and pending installs are kept in: loaded on
+   * start (instead of seeding), saved after every change.
+   */
+  stateFile?: string;
 }
 
 /** One recorded request (see {@linkcode SandboxCall}). */
@@ -99,7 +135,10 @@ export interface PanelSandbox {
     patch: Partial<
       Pick<
         PanelSandboxOptions,
-        "installDelayMs" | "installOutcome" | "rateLimitPerMinute"
+        | "installDelayMs"
+        | "installOutcome"
+        | "rateLimitPerMinute"
+        | "wingsStatus"
       >
     >,
   ): void;
@@ -111,11 +150,24 @@ const ConfigPatch = z.object({
   installDelayMs: z.number().int().nonnegative().optional(),
   installOutcome: z.enum(["success", "failure"]).optional(),
   rateLimitPerMinute: z.number().int().positive().optional(),
+  wingsStatus: z.number().int().min(0).max(599).nullable().optional(),
+}).strict();
+
+const FinishInstalls = z.object({
+  server_id: z.number().int().positive().optional(),
+  outcome: z.enum(["success", "failure"]).optional(),
 }).strict();
 
 const PowerBody = z.object({
   state: z.enum(["offline", "starting", "running", "stopping"]),
 });
+
+/** An install in progress and its timer. */
+interface Install {
+  reinstall: boolean;
+  due_at: number;
+  timer: ReturnType<typeof setTimeout>;
+}
 
 interface ApiKey {
   userId: number;
@@ -165,14 +217,20 @@ async function readBody(request: Request): Promise<unknown> {
 }
 
 /** Starts a sandbox panel on 127.0.0.1 (port 0 picks a free port). */
-export function startPanelSandbox(
+export async function startPanelSandbox(
   options: PanelSandboxOptions,
 ): Promise<PanelSandbox> {
-  const state = seedState(options.catalogue, options.nonAdminKey !== undefined);
+  const stateFile = options.stateFile === undefined
+    ? undefined
+    : createStateFile(options.stateFile, { parse: parseSnapshot });
+  const saved = await stateFile?.load();
+  const state = saved?.state ??
+    seedState(options.catalogue, options.nonAdminKey !== undefined);
   const config = {
     installDelayMs: options.installDelayMs ?? 2000,
     installOutcome: options.installOutcome ?? "success",
     rateLimitPerMinute: options.rateLimitPerMinute ?? 240,
+    wingsStatus: options.wingsStatus ?? null,
   };
   const keys = new Map<string, ApiKey>([
     [options.applicationKey, { userId: 1, type: "application" }],
@@ -186,8 +244,9 @@ export function startPanelSandbox(
   const calls = new CallRecorder();
   const faults = new FaultList();
   const windows: RateWindows = new Map();
-  const timers = new Map<number, ReturnType<typeof setTimeout>>();
   const closing = new AbortController();
+
+  const installs = new Map<number, Install>();
 
   const lifecycle = {
     install(server: PanelServer, reinstall: boolean) {
@@ -195,25 +254,77 @@ export function startPanelSandbox(
       server.status = "installing";
       server.updated_at = now();
       setPower(server, "offline");
-      const timer = setTimeout(() => {
-        timers.delete(server.id);
-        if (server.status !== "installing") return;
-        const ok = config.installOutcome === "success";
-        server.status = ok
-          ? null
-          : reinstall
-          ? "reinstall_failed"
-          : "install_failed";
-        server.updated_at = now();
-        if (ok) setPower(server, "running");
-      }, config.installDelayMs);
-      timers.set(server.id, timer);
+      schedule(server.id, reinstall, Date.now() + config.installDelayMs);
     },
     forget(serverId: number) {
-      clearTimeout(timers.get(serverId));
-      timers.delete(serverId);
+      clearTimeout(installs.get(serverId)?.timer);
+      installs.delete(serverId);
     },
+    daemon() {
+      if (config.wingsStatus !== null) throw daemonError(config.wingsStatus);
+    },
+    wingsStatus: () => config.wingsStatus ?? undefined,
   };
+
+  function schedule(serverId: number, reinstall: boolean, dueAt: number) {
+    const timer = setTimeout(
+      () => finishInstall(serverId),
+      Math.max(0, dueAt - Date.now()),
+    );
+    installs.set(serverId, { reinstall, due_at: dueAt, timer });
+  }
+
+  /** Wings reports the install done (`ServerInstallController::store`). */
+  function finishInstall(
+    serverId: number,
+    outcome = config.installOutcome,
+  ): boolean {
+    const install = installs.get(serverId);
+    lifecycle.forget(serverId);
+    const server = state.servers.find((s) => s.id === serverId);
+    if (!install || !server) return false;
+    const ok = outcome === "success";
+    // A server suspended meanwhile stays suspended, whatever the outcome.
+    server.status = server.status === "suspended"
+      ? "suspended"
+      : ok
+      ? null
+      : install.reinstall
+      ? "reinstall_failed"
+      : "install_failed";
+    server.updated_at = now();
+    if (ok && server.status === null) setPower(server, "running");
+    persist();
+    return true;
+  }
+
+  function snapshot(): PanelSnapshot {
+    return {
+      version: 1,
+      state,
+      installs: [...installs].map(([server_id, i]) => ({
+        server_id,
+        reinstall: i.reinstall,
+        due_at: i.due_at,
+      })),
+    };
+  }
+
+  function persist(): void {
+    stateFile?.save(snapshot()).catch((error) => {
+      console.error(JSON.stringify({
+        level: "error",
+        msg: "Panel sandbox could not save its state",
+        path: options.stateFile,
+        error: error instanceof Error ? error.message : String(error),
+      }));
+    });
+  }
+
+  // An install that was running when the sandbox stopped goes on where it was.
+  for (const install of saved?.installs ?? []) {
+    schedule(install.server_id, install.reinstall, install.due_at);
+  }
 
   async function api(request: Request, url: URL): Promise<Response> {
     const isApp = url.pathname === APPLICATION_BASE ||
@@ -296,6 +407,27 @@ export function startPanelSandbox(
       sandbox.configure(await c.body(ConfigPatch));
       return jsonResponse(config);
     },
+    "DELETE /_sandbox/servers/:id": (c) => {
+      removeServer(state, lifecycle, findServer(c.params.id));
+      return noContent();
+    },
+    "POST /_sandbox/servers/bulk": async (c) => {
+      const created = seedServers(state, await c.body(BulkServers));
+      for (const server of created) {
+        if (server.status === "installing") {
+          schedule(server.id, false, Date.now() + config.installDelayMs);
+        }
+      }
+      return jsonResponse({ ids: created.map((s) => s.id) }, 201);
+    },
+    "POST /_sandbox/installs/finish": async (c) => {
+      const input = await c.body(FinishInstalls);
+      const ids = input.server_id === undefined
+        ? [...installs.keys()]
+        : [findServer(String(input.server_id)).id];
+      const finished = ids.filter((id) => finishInstall(id, input.outcome));
+      return jsonResponse({ finished });
+    },
     "POST /_sandbox/servers/:id/power": async (c) => {
       const server = findServer(c.params.id);
       setPower(server, (await c.body(PowerBody)).state);
@@ -311,7 +443,14 @@ export function startPanelSandbox(
     return server;
   }
 
-  function handle(request: Request): Promise<Response> {
+  async function handle(request: Request): Promise<Response> {
+    const response = await route(request);
+    // Saves are coalesced, so saving after every write request costs one file write.
+    if (request.method !== "GET" && request.method !== "HEAD") persist();
+    return response;
+  }
+
+  function route(request: Request): Promise<Response> {
     const url = new URL(request.url);
     if (url.pathname.startsWith("/_sandbox/")) return control(request);
     return intercept(request, {
@@ -328,16 +467,11 @@ export function startPanelSandbox(
     });
   }
 
-  let server: Deno.HttpServer<Deno.NetAddr>;
-  try {
-    server = Deno.serve({
-      hostname: "127.0.0.1",
-      port: options.port ?? 0,
-      onListen: () => {},
-    }, handle);
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: options.port ?? 0,
+    onListen: () => {},
+  }, handle);
 
   const sandbox: PanelSandbox = {
     url: `http://127.0.0.1:${server.addr.port}`,
@@ -352,10 +486,13 @@ export function startPanelSandbox(
     state: () => structuredClone(state),
     close: async () => {
       closing.abort();
-      for (const timer of timers.values()) clearTimeout(timer);
-      timers.clear();
       await server.shutdown();
+      // Saved before the timers stop, so pending installs go on after a restart.
+      persist();
+      for (const install of installs.values()) clearTimeout(install.timer);
+      installs.clear();
+      await stateFile?.flush();
     },
   };
-  return Promise.resolve(sandbox);
+  return sandbox;
 }

@@ -7,7 +7,6 @@
  * @module
  */
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import { z } from "zod";
 import { type Alert, type Alerter, createAlerter } from "../_shared/alerts.ts";
 import {
   alertEnv,
@@ -16,6 +15,7 @@ import {
   supabaseEnv,
   webhookEnv,
 } from "../_shared/config.ts";
+import { lifecycleEnv } from "../_shared/lifecycle_config.ts";
 import { isTransientDbError, type Sql, type Tx } from "../_shared/db.ts";
 import { DomainError, HttpError } from "../_shared/errors.ts";
 import {
@@ -740,14 +740,10 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
   }, { log: deps.log });
 }
 
-const seconds = z.coerce.number().int().min(0);
-
-/** Payment grace and retention deadlines (seconds), with the shop's defaults. */
-export const lifecycleEnv = z.object({
-  /** 3 days of running after a failed payment. */
-  PAYMENT_GRACE_SECONDS: seconds.default(3 * 24 * 3600),
-  /** 14 days between cancellation and deletion of the server. */
-  RETENTION_SECONDS: seconds.default(14 * 24 * 3600),
+/** Payment grace and retention (seconds); defaults and rules are the sweep's too. */
+const webhookLifecycleEnv = lifecycleEnv.pick({
+  PAYMENT_GRACE_SECONDS: true,
+  RETENTION_SECONDS: true,
 });
 
 /** The handler wired from the environment, as deployed and as the local gateway runs it. */
@@ -758,7 +754,7 @@ export function webhookFromEnv(
   return wireFunction(
     "stripe-webhook",
     supabaseEnv.and(stripeEnv).and(webhookEnv).and(alertEnv).and(
-      lifecycleEnv,
+      webhookLifecycleEnv,
     ),
     env,
     options,

@@ -264,3 +264,161 @@ async function setActor(tx: Tx, actor: string, reason?: string): Promise<void> {
   await tx`select set_config('shop.actor', ${actor}, true),
     set_config('shop.reason', ${reason ?? ""}, true)`;
 }
+
+/** The order billed by a Stripe subscription, optionally locked. */
+export async function readOrderBySubscription(
+  db: Db,
+  subscriptionId: string,
+  options: { lock?: boolean } = {},
+): Promise<Order | null> {
+  const [order] = await db<Order[]>`
+    select ${selectOrder(db)} from public.orders
+    where stripe_subscription_id = ${subscriptionId}
+    order by created_at limit 1
+    ${options.lock ? db`for update` : db``}`;
+  return order ?? null;
+}
+
+/** The status an order had when it was last suspended (from its timeline). */
+export async function statusBeforeSuspension(
+  db: Db,
+  orderId: string,
+): Promise<OrderStatus | null> {
+  const [row] = await db<{ from_status: OrderStatus | null }[]>`
+    select from_status::text as from_status from public.order_events
+    where order_id = ${orderId} and kind = 'status' and to_status = 'suspended'
+    order by id desc limit 1`;
+  return row?.from_status ?? null;
+}
+
+/** A paid invoice of an order's subscription. */
+export interface OrderInvoice {
+  invoice_id: string;
+  billing_reason: string | null;
+  amount_paid: number;
+  currency: string;
+  period_end: Date | null;
+}
+
+/**
+ * Records a paid invoice once; answers whether this call recorded it (false when it
+ * was already applied, however its events arrived).
+ */
+export async function recordOrderInvoice(
+  tx: Tx,
+  orderId: string,
+  invoice: OrderInvoice,
+): Promise<boolean> {
+  const inserted = await tx`
+    insert into public.order_invoices (invoice_id, order_id, billing_reason, amount_paid,
+      currency, period_end)
+    values (${invoice.invoice_id}, ${orderId}, ${invoice.billing_reason},
+      ${invoice.amount_paid}, ${invoice.currency}, ${invoice.period_end})
+    on conflict (invoice_id) do nothing
+    returning invoice_id`;
+  return inserted.length > 0;
+}
+
+/** How many paid invoices with money on them an order has, other than `invoiceId`. */
+export async function countOtherPayments(
+  db: Db,
+  orderId: string,
+  invoiceId: string,
+): Promise<number> {
+  const [{ n }] = await db<{ n: number }[]>`
+    select count(*)::int as n from public.order_invoices
+    where order_id = ${orderId} and invoice_id <> ${invoiceId} and amount_paid > 0`;
+  return n;
+}
+
+/**
+ * Leases up to `limit` orders whose panel action is due (`panel_action_due_at <= now`)
+ * until `leaseUntil`, skipping rows another worker holds: two sweeps never take the same
+ * order, and an action whose worker dies is due again when the lease ends.
+ */
+export async function leaseDuePanelActions(
+  sql: Sql,
+  options: { now: Date; leaseUntil: Date; limit: number; orderId?: string },
+): Promise<Order[]> {
+  const only = options.orderId ? sql`and id = ${options.orderId}` : sql``;
+  return await sql<Order[]>`
+    update public.orders set panel_action_due_at = ${options.leaseUntil}
+    where id in (
+      select id from public.orders
+      where panel_action_due_at <= ${options.now} ${only}
+      order by panel_action_due_at
+      limit ${options.limit}
+      for update skip locked)
+    returning ${selectOrder(sql)}`;
+}
+
+/**
+ * Ids of orders provisioning should take again now: failed ones at their next attempt
+ * (not given up), paid ones whose hand-off failed or never came, and claims older than
+ * `staleBefore` (their worker died).
+ */
+export async function ordersDueForProvisioning(
+  sql: Sql,
+  options: { now: Date; staleBefore: Date; limit: number },
+): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    select id from public.orders
+    where (status = 'error' and gave_up_at is null and next_attempt_at <= ${options.now})
+       or (status = 'paid' and (next_attempt_at <= ${options.now}
+           or (next_attempt_at is null and updated_at < ${options.staleBefore})))
+       or (status = 'provisioning' and updated_at < ${options.staleBefore})
+    order by coalesce(next_attempt_at, updated_at)
+    limit ${options.limit}`;
+  return rows.map((row) => row.id);
+}
+
+/** Orders with a server whose panel state the sweep reads (installs, removals, drift). */
+export async function ordersWithServers(
+  sql: Sql,
+  options: { limit: number },
+): Promise<Order[]> {
+  return await sql<Order[]>`
+    select ${selectOrder(sql)} from public.orders
+    where status in ('installing', 'active', 'suspended', 'canceled')
+      and pterodactyl_server_id is not null
+      and panel_state is distinct from 'deleted'
+    order by id
+    limit ${options.limit}`;
+}
+
+/** Which deadline a locked work list is about. */
+export type Deadline = "grace_ended" | "retention_ended" | "deletion_soon";
+
+/**
+ * Locks (skipping rows others hold) up to `limit` orders whose `deadline` has come by
+ * `at`: grace ended with the server still meant to run, retention ended for a
+ * cancelled order, or deletion close enough to warn an operator (not yet warned).
+ */
+export async function lockOrdersPastDeadline(
+  tx: Tx,
+  deadline: Deadline,
+  options: { at: Date; limit: number },
+): Promise<Order[]> {
+  const condition = {
+    grace_ended: tx`suspend_at <= ${options.at}`,
+    retention_ended: tx`status = 'canceled' and panel_target <> 'deleted'
+      and delete_at <= ${options.at}`,
+    deletion_soon: tx`status = 'canceled' and panel_target <> 'deleted'
+      and delete_warned_at is null and delete_at <= ${options.at}`,
+  }[deadline];
+  return await tx<Order[]>`
+    select ${selectOrder(tx)} from public.orders
+    where ${condition}
+    order by id
+    limit ${options.limit}
+    for update skip locked`;
+}
+
+/** A customer's own orders (not abandoned checkouts), newest first. */
+export async function ordersOfUser(sql: Sql, userId: string): Promise<Order[]> {
+  return await sql<Order[]>`
+    select ${selectOrder(sql)} from public.orders
+    where user_id = ${userId} and status <> 'expired'
+    order by created_at desc
+    limit 100`;
+}

@@ -91,7 +91,11 @@ const PanelServer = z.object({
   allocation: z.number().int(),
   egg: z.number().int(),
   limits: z.object({ memory: z.number(), disk: z.number() }).loose(),
-  container: z.object({ environment: z.record(z.string(), z.unknown()) })
+  container: z.object({
+    environment: z.record(z.string(), z.unknown()),
+    // 1/0 on panel v1.x; a boolean on some builds.
+    installed: z.union([z.number(), z.boolean()]).optional(),
+  })
     .loose(),
 });
 /** A panel server. */
@@ -142,6 +146,7 @@ function list<T extends z.ZodType>(attributes: T) {
     data: z.array(item(attributes)),
     meta: z.object({
       pagination: z.object({
+        total: z.number().optional(),
         current_page: z.number(),
         total_pages: z.number(),
       }).loose(),
@@ -212,14 +217,71 @@ export interface PanelClient {
   createServer(server: NewServer): Promise<PanelServer>;
   getEgg(nestId: number, eggId: number): Promise<PanelEgg | null>;
   freeAllocations(nodeId: number): Promise<PanelAllocation[]>;
+  /** One page of all servers (`per_page` is not capped by the panel). */
+  listServers(
+    options: { page: number; perPage: number },
+  ): Promise<PanelServerPage>;
+  /** Suspends (204; a no-op when already suspended). */
+  suspendServer(id: number): Promise<void>;
+  /** Unsuspends (204; does not start the server). */
+  unsuspendServer(id: number): Promise<void>;
+  /** Deletes; `force` goes on despite a Wings error (files may stay on the node). */
+  deleteServer(id: number, options: { force: boolean }): Promise<void>;
+  /** Reinstalls (back to `installing`; lifts a suspension). */
+  reinstallServer(id: number): Promise<void>;
 }
+
+/** One page of servers. */
+export interface PanelServerPage {
+  servers: PanelServer[];
+  page: number;
+  totalPages: number;
+  total: number;
+}
+
+/** Live state of a server, from the client API (cached about 20 s by the panel). */
+export interface PanelResources {
+  current_state: string;
+  is_suspended: boolean;
+  resources: {
+    memory_bytes: number;
+    cpu_absolute: number;
+    disk_bytes: number;
+    uptime: number;
+  };
+}
+
+/** A power signal of the client API. */
+export type PowerSignal = "start" | "stop" | "restart" | "kill";
+
+/** The client API calls the shop makes with a root admin's `ptlc_` key. */
+export interface PanelClientApi {
+  /** Live state of the server with this identifier. */
+  resources(identifier: string): Promise<PanelResources>;
+  /** Sends a power signal (204 once Wings took it). */
+  power(identifier: string, signal: PowerSignal): Promise<void>;
+}
+
+const Resources = z.object({
+  object: z.literal("stats"),
+  attributes: z.object({
+    current_state: z.string(),
+    is_suspended: z.boolean(),
+    resources: z.object({
+      memory_bytes: z.number(),
+      cpu_absolute: z.number(),
+      disk_bytes: z.number(),
+      uptime: z.number(),
+    }).loose(),
+  }),
+});
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Creates a client for the panel at `url`. */
-export function createPanelClient(options: PanelClientOptions): PanelClient {
+/** Requests to one of the panel's APIs (`/api/application` or `/api/client`). */
+function createTransport(options: PanelClientOptions, api: string) {
   const base = options.url.replace(/\/$/, "");
   const timeoutMs = options.timeoutMs ?? 20_000;
   const attempts = options.attempts ?? 3;
@@ -233,7 +295,7 @@ export function createPanelClient(options: PanelClientOptions): PanelClient {
     const started = performance.now();
     let res: Response;
     try {
-      res = await fetch(`${base}/api/application${path}`, {
+      res = await fetch(`${base}${api}${path}`, {
         method,
         headers: {
           Authorization: `Bearer ${options.apiKey}`,
@@ -328,6 +390,15 @@ export function createPanelClient(options: PanelClientOptions): PanelClient {
     }
   }
 
+  return { base, call, getOrNull };
+}
+
+/** Creates a client for the panel at `url`. */
+export function createPanelClient(options: PanelClientOptions): PanelClient {
+  const { base, call, getOrNull } = createTransport(
+    options,
+    "/api/application",
+  );
   const userItem = item(PanelUser);
   const serverItem = item(PanelServer);
   return {
@@ -402,6 +473,48 @@ export function createPanelClient(options: PanelClientOptions): PanelClient {
         }
       }
     },
+    async listServers({ page, perPage }) {
+      const result = list(PanelServer).parse(
+        await call("GET", `/servers?page=${page}&per_page=${perPage}`),
+      );
+      const pagination = result.meta?.pagination;
+      return {
+        servers: result.data.map((entry) => entry.attributes),
+        page: pagination?.current_page ?? page,
+        totalPages: pagination?.total_pages ?? 1,
+        total: pagination?.total ?? result.data.length,
+      };
+    },
+    async suspendServer(id) {
+      // A no-op when already suspended, so safe to repeat.
+      await call("POST", `/servers/${id}/suspend`, undefined, true);
+    },
+    async unsuspendServer(id) {
+      await call("POST", `/servers/${id}/unsuspend`, undefined, true);
+    },
+    async deleteServer(id, { force }) {
+      await call("DELETE", `/servers/${id}${force ? "/force" : ""}`);
+    },
+    async reinstallServer(id) {
+      await call("POST", `/servers/${id}/reinstall`);
+    },
+  };
+}
+
+/** Creates a client-API client (a root admin's `ptlc_` key sees every server). */
+export function createPanelClientApi(
+  options: PanelClientOptions,
+): PanelClientApi {
+  const { call } = createTransport(options, "/api/client");
+  return {
+    async resources(identifier) {
+      const path = `/servers/${encodeURIComponent(identifier)}/resources`;
+      return Resources.parse(await call("GET", path)).attributes;
+    },
+    async power(identifier, signal) {
+      const path = `/servers/${encodeURIComponent(identifier)}/power`;
+      await call("POST", path, { signal });
+    },
   };
 }
 
@@ -445,5 +558,37 @@ export function panelFromConfig(
     createServer: fail,
     getEgg: fail,
     freeAllocations: fail,
+    listServers: fail,
+    suspendServer: fail,
+    unsuspendServer: fail,
+    deleteServer: fail,
+    reinstallServer: fail,
   };
+}
+
+/**
+ * The client-API client from configuration, or null when no client key is set (the
+ * shop then works without live state and does not restart servers after unsuspending).
+ */
+export function panelClientApiFromConfig(
+  config: { PTERODACTYL_URL?: string; PTERODACTYL_CLIENT_API_KEY?: string },
+  options: Omit<PanelClientOptions, "url" | "apiKey"> = {},
+): PanelClientApi | null {
+  if (!config.PTERODACTYL_CLIENT_API_KEY) return null;
+  if (config.PTERODACTYL_URL) {
+    return createPanelClientApi({
+      url: config.PTERODACTYL_URL,
+      apiKey: config.PTERODACTYL_CLIENT_API_KEY,
+      ...options,
+    });
+  }
+  const fail = (): Promise<never> =>
+    Promise.reject(
+      new DomainError(
+        "unavailable",
+        "panel_not_configured",
+        "PTERODACTYL_CLIENT_API_KEY is set but PTERODACTYL_URL is not: set it as a function secret",
+      ),
+    );
+  return { resources: fail, power: fail };
 }

@@ -15,8 +15,9 @@ import {
   supabaseEnv,
   webhookEnv,
 } from "../_shared/config.ts";
+import { lifecycleEnv } from "../_shared/lifecycle_config.ts";
 import { isTransientDbError, type Sql, type Tx } from "../_shared/db.ts";
-import { HttpError } from "../_shared/errors.ts";
+import { DomainError, HttpError } from "../_shared/errors.ts";
 import {
   type Handler,
   json,
@@ -26,9 +27,13 @@ import {
 import { type Logger } from "../_shared/log.ts";
 import {
   changeOrder,
+  countOtherPayments,
   type Order,
   readOrder,
+  readOrderBySubscription,
   recordOrderEvent,
+  recordOrderInvoice,
+  statusBeforeSuspension,
 } from "../_shared/orders.ts";
 import { createStripe, Stripe, stripeCrypto } from "../_shared/stripe.ts";
 import {
@@ -36,6 +41,13 @@ import {
   wireFunction,
   type WiringOptions,
 } from "../_shared/wiring.ts";
+import {
+  decideLifecycle,
+  isLiveOrder,
+  type LifecycleConfig,
+  type LifecycleEvent,
+  type SubscriptionFacts,
+} from "./lifecycle.ts";
 import {
   reconcileFirstInvoice,
   reconcileSession,
@@ -52,6 +64,10 @@ export interface WebhookDeps {
   service: SupabaseClient;
   alert: Alerter;
   log: Logger;
+  /** Payment grace and retention after cancellation. */
+  lifecycle: LifecycleConfig;
+  /** The clock deadlines are counted from (tests pin it). */
+  now?: () => Date;
 }
 
 type Outcome = "processed" | "ignored" | "mismatch";
@@ -62,6 +78,8 @@ interface Applied {
   error?: string;
   /** Order to hand to servers-provision after commit. */
   provision?: string;
+  /** Order whose panel target changed: handed to sync-server-status after commit. */
+  sync?: string;
   alert?: Alert;
 }
 
@@ -175,33 +193,364 @@ async function onSession(
   );
 }
 
+/** A Stripe call that failed: worth a retry of the whole event (5xx). */
+function stripeUnavailable(what: string, error: unknown): DomainError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new DomainError(
+    "unavailable",
+    "stripe_unavailable",
+    `${what} failed: ${message}`,
+    { cause: error },
+  );
+}
+
+function isNotFound(error: unknown): boolean {
+  return error instanceof Stripe.errors.StripeError && error.statusCode === 404;
+}
+
+/** The subscription as Stripe has it now; a subscription Stripe no longer knows has ended. */
+async function currentSubscription(
+  stripe: Stripe,
+  subscriptionId: string,
+): Promise<SubscriptionFacts> {
+  let subscription: Stripe.Subscription;
+  try {
+    subscription = await stripe.subscriptions.retrieve(subscriptionId);
+  } catch (error) {
+    if (isNotFound(error)) {
+      return {
+        id: subscriptionId,
+        status: "canceled",
+        cancelAtPeriodEnd: false,
+        currentPeriodEnd: null,
+      };
+    }
+    throw stripeUnavailable(`Reading subscription "${subscriptionId}"`, error);
+  }
+  const ends = subscription.items.data.map((item) => item.current_period_end);
+  return {
+    id: subscription.id,
+    status: subscription.status,
+    cancelAtPeriodEnd: subscription.cancel_at_period_end,
+    currentPeriodEnd: ends.length > 0
+      ? new Date(Math.max(...ends) * 1000)
+      : null,
+  };
+}
+
+/**
+ * The order a subscription bills, locked; or why the event does not apply (an unknown
+ * subscription is ignored, one whose metadata names a different order is a mismatch).
+ */
+async function subscriptionOrder(
+  tx: Tx,
+  event: Stripe.Event,
+  subscriptionId: string,
+  metadata: Record<string, string> | null | undefined,
+): Promise<Order | Applied> {
+  const named = metadata?.order_id;
+  const order = await readOrderBySubscription(tx, subscriptionId, {
+    lock: true,
+  });
+  if (order) {
+    if (named && named !== order.id) {
+      return mismatch(event, order.id, [
+        `the subscription's metadata names order "${named}", the subscription belongs to order "${order.id}"`,
+      ]);
+    }
+    return order;
+  }
+  const other = named && UUID.test(named)
+    ? await readOrder(tx, named, { lock: true })
+    : null;
+  if (
+    other?.stripe_subscription_id &&
+    other.stripe_subscription_id !== subscriptionId
+  ) {
+    return mismatch(event, other.id, [
+      `subscription is "${subscriptionId}", the order has "${other.stripe_subscription_id}"`,
+    ]);
+  }
+  return {
+    outcome: "ignored",
+    orderId: other?.id,
+    error: other
+      ? `the order is not linked to subscription "${subscriptionId}" yet`
+      : `no order has subscription "${subscriptionId}"`,
+  };
+}
+
+/**
+ * Applies a subscription event to its (locked) order: reads the subscription's
+ * current state from Stripe, asks `decideLifecycle`, writes the answer.
+ */
+async function applyLifecycle(
+  tx: Tx,
+  deps: WebhookDeps,
+  event: Stripe.Event,
+  order: Order,
+  subscriptionId: string,
+  facts: (order: Order) => Promise<LifecycleEvent>,
+): Promise<Applied> {
+  if (!isLiveOrder(order.status)) {
+    return {
+      outcome: "ignored",
+      orderId: order.id,
+      error: `the order is "${order.status}"`,
+    };
+  }
+  const now = deps.now?.() ?? new Date();
+  const subscription = await currentSubscription(deps.stripe, subscriptionId);
+  const lifecycleEvent = await facts(order);
+  const decision = decideLifecycle(
+    {
+      ...order,
+      statusBeforeSuspension: order.status === "suspended"
+        ? await statusBeforeSuspension(tx, order.id)
+        : null,
+    },
+    subscription,
+    lifecycleEvent,
+    { now, config: deps.lifecycle },
+  );
+  if (decision.cancelSubscription) {
+    try {
+      await deps.stripe.subscriptions.cancel(subscriptionId);
+    } catch (error) {
+      if (!isNotFound(error)) {
+        throw stripeUnavailable(
+          `Canceling subscription "${subscriptionId}"`,
+          error,
+        );
+      }
+    }
+  }
+  await changeOrder(tx, order.id, {
+    to: decision.to,
+    set: decision.set,
+    actor: ACTOR,
+    reason: decision.reason,
+  });
+  for (const note of decision.notes) {
+    await recordOrderEvent(tx, order.id, {
+      kind: note.kind,
+      message: note.message,
+      detail: { ...note.detail, event_id: event.id },
+      actor: ACTOR,
+    });
+  }
+  return {
+    outcome: "processed",
+    orderId: order.id,
+    sync: decision.sync ? order.id : undefined,
+    provision: decision.provision ? order.id : undefined,
+  };
+}
+
+/** The latest period an invoice's lines pay for. */
+function invoicePeriodEnd(invoice: Stripe.Invoice): Date | null {
+  const ends = invoice.lines.data.map((line) => line.period.end);
+  return ends.length > 0 ? new Date(Math.max(...ends) * 1000) : null;
+}
+
+/** Records a paid invoice once and answers what it adds. */
+async function paidInvoiceFacts(
+  tx: Tx,
+  order: Order,
+  invoice: Stripe.Invoice,
+): Promise<LifecycleEvent> {
+  const periodEnd = invoicePeriodEnd(invoice);
+  const firstTime = await recordOrderInvoice(tx, order.id, {
+    invoice_id: invoice.id,
+    billing_reason: invoice.billing_reason,
+    amount_paid: invoice.amount_paid,
+    currency: invoice.currency,
+    period_end: periodEnd,
+  });
+  return {
+    type: "invoice_paid",
+    invoiceId: invoice.id,
+    firstTime,
+    periodEnd,
+  };
+}
+
+/** `invoice.paid`: the first invoice confirms the purchase, every one extends paid-until. */
 async function onInvoicePaid(
   tx: Tx,
+  deps: WebhookDeps,
   event: Stripe.Event,
   invoice: Stripe.Invoice,
 ): Promise<Applied> {
   const details = invoice.parent?.subscription_details;
-  if (invoice.billing_reason !== "subscription_create" || !details) {
-    return { outcome: "ignored" };
+  const subscriptionId = idOf(details?.subscription);
+  if (!details || !subscriptionId) return { outcome: "ignored" };
+  if (invoice.billing_reason !== "subscription_create") {
+    const order = await subscriptionOrder(
+      tx,
+      event,
+      subscriptionId,
+      details.metadata,
+    );
+    if (!("id" in order)) return order;
+    return await applyLifecycle(
+      tx,
+      deps,
+      event,
+      order,
+      subscriptionId,
+      (o) => paidInvoiceFacts(tx, o, invoice),
+    );
   }
   const order = await orderFor(tx, details.metadata?.order_id, "subscription");
   if (typeof order === "string") return mismatch(event, undefined, [order]);
-  return await apply(
+  const confirmed = await apply(
     tx,
     event,
     order,
     reconcileFirstInvoice(event.id, {
       metadata: details.metadata,
       customer: idOf(invoice.customer),
-      subscription: idOf(details.subscription),
+      subscription: subscriptionId,
       amount_paid: invoice.amount_paid,
       currency: invoice.currency,
     }, order),
   );
+  const paidOrder = confirmed.outcome === "processed"
+    ? await readOrder(tx, order.id, { lock: true })
+    : null;
+  if (!paidOrder || paidOrder.stripe_subscription_id !== subscriptionId) {
+    return confirmed;
+  }
+  const lifecycle = await applyLifecycle(
+    tx,
+    deps,
+    event,
+    paidOrder,
+    subscriptionId,
+    (o) => paidInvoiceFacts(tx, o, invoice),
+  );
+  return { ...confirmed, sync: lifecycle.sync };
+}
+
+/** `invoice.payment_failed`: a customer message and the grace deadline. */
+async function onPaymentFailed(
+  tx: Tx,
+  deps: WebhookDeps,
+  event: Stripe.Event,
+  invoice: Stripe.Invoice,
+): Promise<Applied> {
+  const details = invoice.parent?.subscription_details;
+  const subscriptionId = idOf(details?.subscription);
+  if (!details || !subscriptionId) return { outcome: "ignored" };
+  const order = await subscriptionOrder(
+    tx,
+    event,
+    subscriptionId,
+    details.metadata,
+  );
+  if (!("id" in order)) return order;
+  return await applyLifecycle(
+    tx,
+    deps,
+    event,
+    order,
+    subscriptionId,
+    () => Promise.resolve({ type: "payment_failed", invoiceId: invoice.id }),
+  );
+}
+
+/** `customer.subscription.*`: follow the subscription's current status. */
+async function onSubscriptionChanged(
+  tx: Tx,
+  deps: WebhookDeps,
+  event: Stripe.Event,
+  subscription: Stripe.Subscription,
+): Promise<Applied> {
+  const order = await subscriptionOrder(
+    tx,
+    event,
+    subscription.id,
+    subscription.metadata,
+  );
+  if (!("id" in order)) return order;
+  return await applyLifecycle(
+    tx,
+    deps,
+    event,
+    order,
+    subscription.id,
+    () => Promise.resolve({ type: "subscription_changed" }),
+  );
+}
+
+/** The invoice a payment intent paid (a charge has no `invoice` field since basil). */
+async function invoiceOfPayment(
+  stripe: Stripe,
+  paymentIntent: string,
+): Promise<Stripe.Invoice | null> {
+  try {
+    const payments = await stripe.invoicePayments.list({
+      payment: { type: "payment_intent", payment_intent: paymentIntent },
+      limit: 1,
+    });
+    const link = payments.data[0]?.invoice;
+    if (link === undefined) return null;
+    const invoice = typeof link === "string"
+      ? await stripe.invoices.retrieve(link)
+      : link;
+    return "deleted" in invoice && invoice.deleted ? null : invoice;
+  } catch (error) {
+    throw stripeUnavailable(
+      `Finding the invoice of payment "${paymentIntent}"`,
+      error,
+    );
+  }
+}
+
+/** `charge.dispute.created` and `charge.refunded`: the order behind the charge's invoice. */
+async function onCharge(
+  tx: Tx,
+  deps: WebhookDeps,
+  event: Stripe.Event,
+  paymentIntent: string | null,
+  facts: (order: Order, invoice: Stripe.Invoice) => Promise<LifecycleEvent>,
+): Promise<Applied> {
+  if (!paymentIntent) {
+    return { outcome: "ignored", error: "the charge has no payment intent" };
+  }
+  const invoice = await invoiceOfPayment(deps.stripe, paymentIntent);
+  const details = invoice?.parent?.subscription_details;
+  const subscriptionId = idOf(details?.subscription);
+  if (!invoice || !subscriptionId) {
+    return {
+      outcome: "ignored",
+      error: `payment "${paymentIntent}" paid no subscription invoice`,
+    };
+  }
+  const order = await subscriptionOrder(
+    tx,
+    event,
+    subscriptionId,
+    details?.metadata,
+  );
+  if (!("id" in order)) return order;
+  return await applyLifecycle(
+    tx,
+    deps,
+    event,
+    order,
+    subscriptionId,
+    (o) => facts(o, invoice),
+  );
 }
 
 /** Applies one event inside the recording transaction. */
-async function applyEvent(tx: Tx, event: Stripe.Event): Promise<Applied> {
+async function applyEvent(
+  tx: Tx,
+  deps: WebhookDeps,
+  event: Stripe.Event,
+): Promise<Applied> {
   switch (event.type) {
     case "checkout.session.completed":
     case "checkout.session.async_payment_succeeded":
@@ -209,9 +558,80 @@ async function applyEvent(tx: Tx, event: Stripe.Event): Promise<Applied> {
     case "checkout.session.expired":
       return await onSession(tx, event, event.data.object);
     case "invoice.paid":
-      return await onInvoicePaid(tx, event, event.data.object);
+      return await onInvoicePaid(tx, deps, event, event.data.object);
+    case "invoice.payment_failed":
+      return await onPaymentFailed(tx, deps, event, event.data.object);
+    case "customer.subscription.updated":
+    case "customer.subscription.deleted":
+    case "customer.subscription.paused":
+    case "customer.subscription.resumed":
+      return await onSubscriptionChanged(tx, deps, event, event.data.object);
+    case "charge.dispute.created": {
+      const dispute = event.data.object;
+      return await onCharge(
+        tx,
+        deps,
+        event,
+        idOf(dispute.payment_intent),
+        () => Promise.resolve({ type: "dispute", disputeId: dispute.id }),
+      );
+    }
+    case "charge.refunded": {
+      const charge = event.data.object;
+      return await onCharge(
+        tx,
+        deps,
+        event,
+        idOf(charge.payment_intent),
+        async (order, invoice) => ({
+          type: "refund",
+          chargeId: charge.id,
+          full: charge.refunded || charge.amount_refunded >= charge.amount,
+          onlyPayment: await countOtherPayments(tx, order.id, invoice.id) === 0,
+        }),
+      );
+    }
     default:
       return { outcome: "ignored" };
+  }
+}
+
+/** Invokes a function as the service; answers why it failed, or null. */
+async function invokeService(
+  deps: WebhookDeps,
+  name: string,
+  orderId: string,
+  log: Logger,
+): Promise<string | null> {
+  try {
+    const { data, error } = await deps.service.functions.invoke(name, {
+      body: { order_id: orderId },
+    });
+    if (!error) {
+      log.info(`Handed off to ${name}`, { result: data });
+      return null;
+    }
+    const context = (error as { context?: unknown }).context;
+    return context instanceof Response
+      ? `${name} answered ${context.status}: ${await context.text()}`
+      : error.message;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+/** Hands an order whose panel target changed to sync-server-status. */
+async function handOffSync(
+  deps: WebhookDeps,
+  orderId: string,
+  log: Logger,
+): Promise<void> {
+  const problem = await invokeService(deps, "sync-server-status", orderId, log);
+  // panel_action_due_at is set: the sweep carries the change out anyway.
+  if (problem) {
+    log.warn(
+      `Handing the order to sync-server-status failed; the sweep will apply it: ${problem}`,
+    );
   }
 }
 
@@ -221,25 +641,8 @@ async function handOff(
   orderId: string,
   log: Logger,
 ): Promise<void> {
-  let problem: string;
-  try {
-    const { data, error } = await deps.service.functions.invoke(
-      "servers-provision",
-      {
-        body: { order_id: orderId },
-      },
-    );
-    if (!error) {
-      log.info("Provisioning handed off", { result: data });
-      return;
-    }
-    const context = (error as { context?: unknown }).context;
-    problem = context instanceof Response
-      ? `servers-provision answered ${context.status}: ${await context.text()}`
-      : error.message;
-  } catch (error) {
-    problem = error instanceof Error ? error.message : String(error);
-  }
+  const problem = await invokeService(deps, "servers-provision", orderId, log);
+  if (problem === null) return;
   const message = `Handing the order to servers-provision failed: ${problem}`;
   log.error(message);
   await deps.sql.begin(async (tx) => {
@@ -296,7 +699,7 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
           on conflict (event_id) do nothing
           returning event_id`;
         if (recorded.length === 0) return "duplicate" as const;
-        const result = await applyEvent(tx, event);
+        const result = await applyEvent(tx, deps, event);
         await tx`
           update public.stripe_events_log set outcome = ${result.outcome},
             order_id = ${result.orderId ?? null}, error = ${
@@ -326,6 +729,9 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
     if (applied.provision) {
       runInBackground(handOff(deps, applied.provision, orderLog));
     }
+    if (applied.sync) {
+      runInBackground(handOffSync(deps, applied.sync, orderLog));
+    }
     return json({
       received: true,
       outcome: applied.outcome,
@@ -334,6 +740,12 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
   }, { log: deps.log });
 }
 
+/** Payment grace and retention (seconds); defaults and rules are the sweep's too. */
+const webhookLifecycleEnv = lifecycleEnv.pick({
+  PAYMENT_GRACE_SECONDS: true,
+  RETENTION_SECONDS: true,
+});
+
 /** The handler wired from the environment, as deployed and as the local gateway runs it. */
 export function webhookFromEnv(
   env: Env,
@@ -341,7 +753,9 @@ export function webhookFromEnv(
 ): WiredFunction {
   return wireFunction(
     "stripe-webhook",
-    supabaseEnv.and(stripeEnv).and(webhookEnv).and(alertEnv),
+    supabaseEnv.and(stripeEnv).and(webhookEnv).and(alertEnv).and(
+      webhookLifecycleEnv,
+    ),
     env,
     options,
     ({ config, sql, log }) =>
@@ -362,6 +776,10 @@ export function webhookFromEnv(
           webhookUrl: config.ALERT_WEBHOOK_URL,
         }),
         log,
+        lifecycle: {
+          paymentGraceSeconds: config.PAYMENT_GRACE_SECONDS,
+          retentionSeconds: config.RETENTION_SECONDS,
+        },
       }),
   );
 }

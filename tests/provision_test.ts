@@ -106,7 +106,8 @@ Deno.test("servers-provision recovers, reconciles and retries", async (t) => {
           assert.equal(creates(stack).length, 0);
           const row = await order(stack, orderId);
           assert.equal(row.pterodactyl_server_identifier, made[0].identifier);
-          const [node] = await stack.sql`select panel_node_id from public.ptero_nodes
+          const [node] = await stack
+            .sql`select panel_node_id from public.ptero_nodes
             where id = ${row.node_id}`;
           assert.equal(node.panel_node_id, made[0].node_id);
         } finally {
@@ -145,7 +146,13 @@ Deno.test("servers-provision recovers, reconciles and retries", async (t) => {
                     SERVER_JARFILE: "server.jar",
                     BUILD_NUMBER: "latest",
                   },
-                  limits: { memory: 512, swap: 0, disk: 1000, io: 500, cpu: 50 },
+                  limits: {
+                    memory: 512,
+                    swap: 0,
+                    disk: 1000,
+                    io: 500,
+                    cpu: 50,
+                  },
                   feature_limits: { databases: 0, backups: 0 },
                   allocation: { default: first },
                 }),
@@ -266,7 +273,10 @@ Deno.test("servers-provision recovers, reconciles and retries", async (t) => {
           );
           assert.equal((await alertsOn(stack, orderId)).length, 3);
           const row = await order(stack, orderId);
-          assert.match(row.error_message, /Creating the server on the panel failed/);
+          assert.match(
+            row.error_message,
+            /Creating the server on the panel failed/,
+          );
           assert.equal(row.node_id, null);
         } finally {
           await worker.close();

@@ -30,7 +30,7 @@ async function main(): Promise<number> {
     const templateUrl = await createDatabase(serverUrl, TEMPLATE);
     await prepareDatabase(templateUrl);
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["test", "-A", "--no-check=remote", ...Deno.args],
+      args: ["test", "-A", "--no-check=remote", "--parallel", ...Deno.args],
       cwd: root,
       env: {
         TEST_DATABASE_URL: serverUrl,

@@ -82,3 +82,33 @@ export async function insertOrder(
     returning id`;
   return row.id;
 }
+
+/**
+ * Makes Postgres itself fail a write: a trigger raising `message` with SQLSTATE
+ * `errcode` before each insert or update of `table` for which `when` (a trigger WHEN
+ * condition over `new`) holds. Answers how to remove it again.
+ */
+export async function injectDbError(
+  sql: postgres.Sql,
+  fault: {
+    table: "orders" | "stripe_events_log";
+    when: string;
+    errcode: string;
+    message: string;
+  },
+): Promise<() => Promise<void>> {
+  const name = `test_fault_${crypto.randomUUID().replaceAll("-", "")}`;
+  const literal = (text: string) => `'${text.replaceAll("'", "''")}'`;
+  await sql.unsafe(`
+    create function public.${name}() returns trigger language plpgsql as $$
+    begin
+      raise exception using message = ${literal(fault.message)},
+        errcode = ${literal(fault.errcode)};
+    end $$;
+    create trigger ${name} before insert or update on public.${fault.table}
+      for each row when (${fault.when}) execute function public.${name}();`);
+  return async () => {
+    await sql.unsafe(`drop trigger ${name} on public.${fault.table};
+      drop function public.${name}();`);
+  };
+}

@@ -5,8 +5,9 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { signPayload } from "../local/stripe-sandbox/mod.ts";
 import type { TestStack, TestUser } from "./_stack.ts";
-import { invoke } from "./_fixtures.ts";
+import { type Invocation, invoke } from "./_fixtures.ts";
 
 /** A checkout opened by a customer. */
 export interface Checkout {
@@ -101,4 +102,90 @@ export function startAlertReceiver(): {
     alerts,
     close: () => server.shutdown(),
   };
+}
+
+/** What stripe-webhook answered. */
+export interface WebhookReply {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+/** POSTs a raw payload to stripe-webhook, with a signature header when given. */
+export async function postWebhook(
+  stack: TestStack,
+  payload: string,
+  signature?: string,
+): Promise<WebhookReply> {
+  const res = await fetch(`${stack.gateway.url}/functions/v1/stripe-webhook`, {
+    method: "POST",
+    headers: {
+      "Content-Type": "application/json",
+      ...(signature ? { "Stripe-Signature": signature } : {}),
+    },
+    body: payload,
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** Signs an event with the stack's webhook secret and POSTs it, as Stripe does. */
+export async function postEvent(
+  stack: TestStack,
+  event: Record<string, unknown>,
+): Promise<WebhookReply> {
+  const payload = JSON.stringify(event);
+  return await postWebhook(
+    stack,
+    payload,
+    await signPayload(stack.keys.stripeWebhookSecret, payload),
+  );
+}
+
+/** A minimal event of a type stripe-webhook acknowledges without acting on it. */
+export function unhandledEvent(id: string): Record<string, unknown> {
+  return {
+    id,
+    object: "event",
+    type: "customer.created",
+    api_version: "2025-01-01",
+    created: Math.floor(Date.now() / 1000),
+    data: { object: { id: "cus_x", object: "customer" } },
+  };
+}
+
+/** The events the Stripe sandbox made, as it sends them. */
+export async function sandboxEvents(
+  stack: TestStack,
+): Promise<({ id: string; type: string } & Record<string, unknown>)[]> {
+  const res = await fetch(`${stack.stripe.url}/_sandbox/events`);
+  return await res.json();
+}
+
+/** The order's status changes, oldest first. */
+export async function statusTrail(
+  stack: TestStack,
+  orderId: string,
+): Promise<string[]> {
+  const rows = await stack.sql`select to_status from public.order_events
+    where order_id = ${orderId} and kind = 'status' order by id`;
+  return rows.map((r) => r.to_status);
+}
+
+/** Titles of the alerts recorded on the order's timeline, oldest first. */
+export async function alertsOn(
+  stack: TestStack,
+  orderId: string,
+): Promise<string[]> {
+  const rows = await stack.sql`select message from public.order_events
+    where order_id = ${orderId} and kind = 'alert' order by id`;
+  return rows.map((r) => r.message);
+}
+
+/** Invokes servers-provision for an order with the service-role key. */
+export async function provisionAsService(
+  stack: TestStack,
+  orderId: string,
+): Promise<Invocation> {
+  return await invoke(stack.anon, "servers-provision", { order_id: orderId }, {
+    Authorization: `Bearer ${stack.keys.serviceRoleKey}`,
+  });
 }

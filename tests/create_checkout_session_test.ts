@@ -31,7 +31,7 @@ Deno.test("create-checkout-session", async (t) => {
     await t.step(
       "a signed-in customer gets a Stripe checkout for a pending order",
       async () => {
-        const alice = await stack.user("alice@example.com");
+        const alice = await stack.user();
         const res = await invoke(alice.client, "create-checkout-session", BODY);
         assert.equal(res.status, 200);
         const { order_id, session_id, url } = res.body as Record<
@@ -75,10 +75,10 @@ Deno.test("create-checkout-session", async (t) => {
         assert.equal(session.amount_total, 999);
 
         const create = stack.stripe.requests().find((r) =>
-          r.path === "/v1/checkout/sessions"
+          r.path === "/v1/checkout/sessions" &&
+          r.idempotencyKey === `checkout-session-${order_id}`
         );
-        assert.ok(create);
-        assert.equal(create.idempotencyKey, `checkout-session-${order_id}`);
+        assert.ok(create, "the session is created with the order's key");
         const body = create.body as {
           line_items: { price: string; quantity: string }[];
           subscription_data: { metadata: Record<string, string> };
@@ -104,17 +104,96 @@ Deno.test("create-checkout-session", async (t) => {
     );
 
     await t.step("a second purchase reuses the Stripe customer", async () => {
-      const alice = await stack.user("alice@example.com");
-      const res = await invoke(alice.client, "create-checkout-session", {
+      const carol = await stack.user();
+      const first = await invoke(carol.client, "create-checkout-session", BODY);
+      const second = await invoke(carol.client, "create-checkout-session", {
         ...BODY,
         server_name: "Second world",
       });
-      assert.equal(res.status, 200);
+      assert.equal(first.status, 200);
+      assert.equal(second.status, 200);
+      assert.notEqual(first.body.order_id, second.body.order_id);
       const customers = stack.stripe.requests().filter((r) =>
-        r.path === "/v1/customers"
+        r.path === "/v1/customers" &&
+        r.idempotencyKey === `customer-${carol.id}`
       );
       assert.equal(customers.length, 1);
+      const orders = await stack.sql`select distinct stripe_customer_id
+        from public.orders where user_id = ${carol.id}`;
+      assert.equal(orders.length, 1);
     });
+
+    await t.step(
+      "an open checkout past its expiry is closed and a new one opened",
+      async () => {
+        const user = await stack.user();
+        const body = { ...BODY, server_name: "Late again" };
+        const first = await invoke(
+          user.client,
+          "create-checkout-session",
+          body,
+        );
+        assert.equal(first.status, 200);
+        const reused = await invoke(
+          user.client,
+          "create-checkout-session",
+          body,
+        );
+        assert.equal(reused.body.order_id, first.body.order_id);
+
+        await stack.sql`update public.orders
+          set checkout_expires_at = now() - interval '1 minute'
+          where id = ${String(first.body.order_id)}`;
+        const second = await invoke(
+          user.client,
+          "create-checkout-session",
+          body,
+        );
+        assert.equal(second.status, 200);
+        assert.notEqual(second.body.order_id, first.body.order_id);
+        assert.notEqual(second.body.session_id, first.body.session_id);
+        const rows = await stack.sql`select id, status from public.orders
+          where user_id = ${user.id} order by created_at`;
+        assert.deepEqual(rows.map((r) => [r.id, r.status]), [
+          [first.body.order_id, "expired"],
+          [second.body.order_id, "pending"],
+        ]);
+        const [closed] = await stack.sql`select message from public.order_events
+          where order_id = ${
+          String(first.body.order_id)
+        } and to_status = 'expired'`;
+        assert.equal(closed.message, "Checkout expired before payment");
+      },
+    );
+
+    await t.step(
+      "a deactivated price is not sold: 422, nothing written, Stripe not called",
+      async () => {
+        const user = await stack.user();
+        const orders = await orderCount(stack);
+        const calls = stack.stripe.requests().length;
+        await stack.sql`update public.plan_prices set active = false
+          where plan_id = 'mc-java-2gb' and term = 'quarterly'`;
+        try {
+          const res = await invoke(user.client, "create-checkout-session", {
+            ...BODY,
+            plan_id: "mc-java-2gb",
+            term: "quarterly",
+          });
+          assert.equal(res.status, 422);
+          assert.equal(errorCode(res.body), "term_not_offered");
+          assert.deepEqual(
+            (res.body.error as { offered_terms: string[] }).offered_terms,
+            ["monthly", "yearly"],
+          );
+        } finally {
+          await stack.sql`update public.plan_prices set active = true
+            where plan_id = 'mc-java-2gb' and term = 'quarterly'`;
+        }
+        assert.equal(await orderCount(stack), orders);
+        assert.equal(stack.stripe.requests().length, calls);
+      },
+    );
 
     await t.step(
       "a double submit makes one order and one checkout",
@@ -250,41 +329,47 @@ Deno.test("create-checkout-session", async (t) => {
         const nodes = await stack
           .sql`select id, memory_mb from public.ptero_nodes
         where region = 'us-east'`;
-        for (const node of nodes) {
-          for (let used = 0; used + 8192 <= node.memory_mb; used += 8192) {
-            await insertOrder(stack.sql, filler.id, {
-              status: "active",
-              planId: "mc-java-8gb",
-              region: "us-east",
-              nodeId: node.id,
-              serverName: `filler ${node.id} ${used}`,
-            });
+        try {
+          for (const node of nodes) {
+            for (let used = 0; used + 8192 <= node.memory_mb; used += 8192) {
+              await insertOrder(stack.sql, filler.id, {
+                status: "active",
+                planId: "mc-java-8gb",
+                region: "us-east",
+                nodeId: node.id,
+                serverName: `filler ${node.id} ${used}`,
+              });
+            }
           }
+          const user = await stack.user();
+          const orders = await orderCount(stack);
+          const calls = stack.stripe.requests().length;
+          const res = await invoke(user.client, "create-checkout-session", {
+            ...BODY,
+            plan_id: "mc-java-8gb",
+            region: "us-east",
+          });
+          assert.equal(res.status, 409);
+          assert.equal(errorCode(res.body), "region_sold_out");
+          assert.equal(await orderCount(stack), orders);
+          assert.equal(stack.stripe.requests().length, calls);
+          // The smaller plan still fits nowhere in us-east either: the region is full.
+          const small = await invoke(user.client, "create-checkout-session", {
+            ...BODY,
+            plan_id: "among-us-1gb",
+            region: "us-east",
+          });
+          assert.equal(small.status, 409);
+        } finally {
+          // The region is full for this step only.
+          await stack
+            .sql`delete from public.orders where user_id = ${filler.id}`;
         }
-        const user = await stack.user();
-        const orders = await orderCount(stack);
-        const calls = stack.stripe.requests().length;
-        const res = await invoke(user.client, "create-checkout-session", {
-          ...BODY,
-          plan_id: "mc-java-8gb",
-          region: "us-east",
-        });
-        assert.equal(res.status, 409);
-        assert.equal(errorCode(res.body), "region_sold_out");
-        assert.equal(await orderCount(stack), orders);
-        assert.equal(stack.stripe.requests().length, calls);
-        // The smaller plan still fits nowhere in us-east either: the region is full.
-        const small = await invoke(user.client, "create-checkout-session", {
-          ...BODY,
-          plan_id: "among-us-1gb",
-          region: "us-east",
-        });
-        assert.equal(small.status, 409);
       },
     );
 
     await t.step(
-      "Stripe failing: 502, and the pending order is closed with the cause",
+      "Stripe refusing the checkout: 502, and the pending order is closed with the cause",
       async () => {
         const user = await stack.user();
         await fetch(`${stack.stripe.url}/_sandbox/faults`, {
@@ -292,8 +377,11 @@ Deno.test("create-checkout-session", async (t) => {
           body: JSON.stringify({
             method: "POST",
             path: "/v1/checkout/sessions",
-            status: 500,
-            times: 10,
+            // A refusal, which the SDK does not retry: no backoff to wait through.
+            status: 400,
+            type: "invalid_request_error",
+            message: "No such price",
+            times: 1,
           }),
         }).then((r) => r.body?.cancel());
         try {
@@ -308,7 +396,10 @@ Deno.test("create-checkout-session", async (t) => {
             .sql`select status, error_message from public.orders
           where user_id = ${user.id}`;
           assert.equal(order.status, "expired");
-          assert.match(order.error_message, /Stripe/);
+          assert.equal(
+            order.error_message,
+            "Stripe refused the checkout session: No such price",
+          );
         } finally {
           await fetch(`${stack.stripe.url}/_sandbox/faults`, {
             method: "DELETE",
@@ -356,16 +447,6 @@ Deno.test("create-checkout-session", async (t) => {
         }
       },
     );
-
-    await t.step("secrets never reach the logs", () => {
-      const text = stack.logs.join("\n");
-      assert.ok(text.length > 0);
-      for (
-        const secret of [stack.keys.stripeSecretKey, stack.keys.serviceRoleKey]
-      ) {
-        assert.ok(!text.includes(secret));
-      }
-    });
   } finally {
     await stack.close();
   }

@@ -1,0 +1,57 @@
+import assert from "node:assert/strict";
+import { invoke } from "./_fixtures.ts";
+import { startTestStack, type TestStack } from "./_stack.ts";
+
+/** Creates a user directly on the panel, as an admin would, and answers its id. */
+async function createPanelUser(
+  stack: TestStack,
+  fields: { email: string; username: string },
+): Promise<number> {
+  const res = await fetch(`${stack.panel.url}/api/application/users`, {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${stack.keys.panelApiKey}`,
+      Accept: "application/json",
+      "Content-Type": "application/json",
+    },
+    body: JSON.stringify({
+      first_name: "Legacy",
+      last_name: "Account",
+      ...fields,
+    }),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body.attributes.id;
+}
+
+Deno.test("create-pterodactyl-user adopts a panel account only on an exact email match", async () => {
+  const stack = await startTestStack();
+  try {
+    // The panel's filter[email] is a partial match: it lists both, the wrong one first.
+    const lookalike = await createPanelUser(stack, {
+      email: "old.bob@example.com",
+      username: "old-bob",
+    });
+    const exact = await createPanelUser(stack, {
+      email: "bob@example.com",
+      username: "bob-legacy",
+    });
+    assert.ok(lookalike < exact);
+    const user = await stack.user("bob@example.com");
+
+    const res = await invoke(user.client, "create-pterodactyl-user");
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.ptero_user_id, exact);
+    assert.equal(res.body.username, "bob-legacy");
+    const users = stack.panel.state().users;
+    assert.equal(users.find((u) => u.id === exact)?.external_id, user.id);
+    assert.equal(users.find((u) => u.id === lookalike)?.external_id, null);
+    const [link] = await stack
+      .sql`select ptero_user_id from public.external_accounts
+      where user_id = ${user.id}`;
+    assert.equal(link.ptero_user_id, exact);
+  } finally {
+    await stack.close();
+  }
+});

@@ -121,46 +121,46 @@ Deno.test("servers-provision recovers, reconciles and retries", async (t) => {
       async () => {
         const orderId = await paidOrder(stack);
         let competitor = 0;
-        // Another admin takes the first free allocation right after we listed them.
+        // Another admin takes the allocation the shop picked, just before its create.
         const worker = provisioner(stack, {
           panel: (client): PanelClient => ({
             ...client,
-            async freeAllocations(nodeId) {
-              const free = await client.freeAllocations(nodeId);
-              const first = Math.min(...free.map((a) => a.id));
-              const res = await fetch(`${stack.panel.url}${SERVERS}`, {
-                method: "POST",
-                headers: {
-                  Authorization: `Bearer ${stack.keys.panelApiKey}`,
-                  Accept: "application/json",
-                  "Content-Type": "application/json",
-                },
-                body: JSON.stringify({
-                  name: "Competitor",
-                  user: 1,
-                  egg: 1,
-                  docker_image: "ghcr.io/pterodactyl/yolks:java_21",
-                  startup: "java -jar {{SERVER_JARFILE}}",
-                  environment: {
-                    MINECRAFT_VERSION: "latest",
-                    SERVER_JARFILE: "server.jar",
-                    BUILD_NUMBER: "latest",
+            async createServer(server) {
+              if (competitor === 0) {
+                competitor = server.allocation.default;
+                const res = await fetch(`${stack.panel.url}${SERVERS}`, {
+                  method: "POST",
+                  headers: {
+                    Authorization: `Bearer ${stack.keys.panelApiKey}`,
+                    Accept: "application/json",
+                    "Content-Type": "application/json",
                   },
-                  limits: {
-                    memory: 512,
-                    swap: 0,
-                    disk: 1000,
-                    io: 500,
-                    cpu: 50,
-                  },
-                  feature_limits: { databases: 0, backups: 0 },
-                  allocation: { default: first },
-                }),
-              });
-              const body = await res.json();
-              assert.equal(res.status, 201, JSON.stringify(body));
-              competitor = first;
-              return free;
+                  body: JSON.stringify({
+                    name: "Competitor",
+                    user: 1,
+                    egg: 1,
+                    docker_image: "ghcr.io/pterodactyl/yolks:java_21",
+                    startup: "java -jar {{SERVER_JARFILE}}",
+                    environment: {
+                      MINECRAFT_VERSION: "latest",
+                      SERVER_JARFILE: "server.jar",
+                      BUILD_NUMBER: "latest",
+                    },
+                    limits: {
+                      memory: 512,
+                      swap: 0,
+                      disk: 1000,
+                      io: 500,
+                      cpu: 50,
+                    },
+                    feature_limits: { databases: 0, backups: 0 },
+                    allocation: { default: competitor },
+                  }),
+                });
+                const body = await res.json();
+                assert.equal(res.status, 201, JSON.stringify(body));
+              }
+              return await client.createServer(server);
             },
           }),
         });
@@ -175,7 +175,7 @@ Deno.test("servers-provision recovers, reconciles and retries", async (t) => {
             201, // our create on the next one
           ]);
           const [server] = serversFor(stack, orderId);
-          assert.ok(server.allocation_id > competitor);
+          assert.notEqual(server.allocation_id, competitor);
         } finally {
           await worker.close();
         }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { allocationsToTry, chooseNode, type NodeRoom } from "./placement.ts";
+import { chooseNode, type NodeRoom } from "./placement.ts";
 
 function room(
   id: number,
@@ -56,34 +56,4 @@ Deno.test("chooseNode does not reorder its input", () => {
   const nodes = [room(1, { free_memory_mb: 4096 }), room(2)];
   chooseNode(nodes, NEED);
   assert.deepEqual(nodes.map((n) => n.id), [1, 2]);
-});
-
-Deno.test("allocationsToTry answers free allocations by id, at most three", () => {
-  const allocations = [
-    { id: 9, assigned: false },
-    { id: 2, assigned: true },
-    { id: 4, assigned: false },
-    { id: 1, assigned: false },
-    { id: 6, assigned: false },
-  ];
-  assert.deepEqual(allocationsToTry(allocations).map((a) => a.id), [1, 4, 6]);
-  assert.deepEqual(allocationsToTry(allocations, 5).map((a) => a.id), [
-    1,
-    4,
-    6,
-    9,
-  ]);
-  assert.deepEqual(allocationsToTry([{ id: 1, assigned: true }]), []);
-});
-
-Deno.test("allocationsToTry keeps the panel's fields of each allocation", () => {
-  const [first] = allocationsToTry([
-    { id: 3, assigned: false, ip: "198.51.100.20", port: 25_567 },
-  ]);
-  assert.deepEqual(first, {
-    id: 3,
-    assigned: false,
-    ip: "198.51.100.20",
-    port: 25_567,
-  });
 });

@@ -259,7 +259,9 @@ async function createServer(
         }
       }
       if (error instanceof PanelError && error.uncertain) {
-        // The panel may have made it: look before anyone tries again.
+        // The panel may have made it, on this allocation: never offer it again until
+        // a refresh says it is free, and look for the server before anyone retries.
+        await markAllocationUsed(deps.sql, allocation);
         const made = await step(
           "Checking for the server after an uncertain create",
           () => deps.panel.getServerByExternalId(order.id),

@@ -8,6 +8,7 @@
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
 import { recordOrderEvent } from "./orders.ts";
+import { scrubSecrets } from "./scrub.ts";
 
 /** What went wrong, for a person. */
 export interface Alert {
@@ -61,8 +62,8 @@ export function createAlerter(
         method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({
-          content: lines.join("\n"),
-          text: lines.join("\n"),
+          content: scrubSecrets(lines.join("\n")),
+          text: scrubSecrets(lines.join("\n")),
           order_id: alert.orderId ?? null,
           event_id: alert.eventId ?? null,
         }),

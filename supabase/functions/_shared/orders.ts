@@ -8,6 +8,7 @@
  * @module
  */
 import type { Sql, Tx } from "./db.ts";
+import { scrubSecrets, scrubValue } from "./scrub.ts";
 
 /** Every status an order can be in. */
 export const ORDER_STATUSES = [
@@ -228,7 +229,13 @@ export async function changeOrder(
   change: OrderChange,
 ): Promise<Order | null> {
   const values: Record<string, unknown> = Object.fromEntries(
-    Object.entries(change.set ?? {}).filter(([, value]) => value !== undefined),
+    Object.entries(change.set ?? {})
+      .filter(([, value]) => value !== undefined)
+      // Messages stored on an order may quote an upstream error that echoed a key.
+      .map(([key, value]) => [
+        key,
+        typeof value === "string" ? scrubSecrets(value) : value,
+      ]),
   );
   if (change.to) values.status = change.to;
   const guard = change.onlyFrom
@@ -237,7 +244,11 @@ export async function changeOrder(
   if (Object.keys(values).length === 0) {
     return await readOrder(tx, orderId);
   }
-  await setActor(tx, change.actor, change.reason);
+  await setActor(
+    tx,
+    change.actor,
+    change.reason === undefined ? undefined : scrubSecrets(change.reason),
+  );
   const [order] = await tx<Order[]>`
     update public.orders set ${tx(values)}
     where id = ${orderId} ${guard}
@@ -253,8 +264,8 @@ export async function recordOrderEvent(
 ): Promise<void> {
   await db`
     insert into public.order_events (order_id, user_id, kind, message, detail, actor)
-    select id, user_id, ${event.kind}, ${event.message}, ${
-    db.json(JSON.parse(JSON.stringify(event.detail ?? {})))
+    select id, user_id, ${event.kind}, ${scrubSecrets(event.message)}, ${
+    db.json(scrubValue(JSON.parse(JSON.stringify(event.detail ?? {}))))
   }, ${event.actor}
     from public.orders where id = ${orderId}`;
 }

@@ -99,16 +99,18 @@ export function sweeper(
   };
   return {
     clock,
-    sweep: () =>
-      sweep({
+    sweep: () => {
+      const before = calls;
+      return sweep({
         ...deps,
         retry: {
           ...DEFAULT_RETRY_POLICY,
           maxAttempts: options.maxAttempts ?? 8,
         },
         budgetMs: 60_000,
-        panelCalls: () => calls,
-      }),
+        panelCalls: () => calls - before,
+      });
+    },
     converge: (orderId) => convergeDue(deps, { actor: "test", orderId }),
     close: () => sql.end({ timeout: 5 }),
   };

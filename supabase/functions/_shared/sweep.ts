@@ -65,7 +65,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
   const started = performance.now();
   const outcomes: Record<string, number> = {};
   const count = (outcome: string, n = 1) => {
-    outcomes[outcome] = (outcomes[outcome] ?? 0) + n;
+    if (n > 0) outcomes[outcome] = (outcomes[outcome] ?? 0) + n;
   };
   let exhausted = false;
   const more = () => {

@@ -90,7 +90,9 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
     duration_ms: Math.round(performance.now() - started),
     budget_exhausted: exhausted,
   };
-  log.info("Sweep done", { ...summary });
+  // A quiet sweep runs every minute: keep it out of the info log.
+  if (Object.keys(outcomes).length > 0) log.info("Sweep done", { ...summary });
+  else log.debug("Sweep done", { ...summary });
   return summary;
 }
 

@@ -13,6 +13,7 @@ import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/h
 import { panelUserFromEnv } from "../supabase/functions/create-pterodactyl-user/handler.ts";
 import { provisionFromEnv } from "../supabase/functions/servers-provision/handler.ts";
 import { webhookFromEnv } from "../supabase/functions/stripe-webhook/handler.ts";
+import { syncFromEnv } from "../supabase/functions/sync-server-status/handler.ts";
 
 /** A function wired from an environment. */
 export type FunctionFactory = (
@@ -26,6 +27,7 @@ export const FUNCTIONS: Record<string, FunctionFactory> = {
   "create-pterodactyl-user": panelUserFromEnv,
   "servers-provision": provisionFromEnv,
   "stripe-webhook": webhookFromEnv,
+  "sync-server-status": syncFromEnv,
 };
 
 /** Reads `verify_jwt` of each `[functions.<name>]` section of supabase/config.toml. */

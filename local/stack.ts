@@ -6,7 +6,8 @@
  *
  * @module
  */
-import type { Env } from "../supabase/functions/_shared/config.ts";
+import { type Env, parseEnv } from "../supabase/functions/_shared/config.ts";
+import { lifecycleEnv } from "../supabase/functions/_shared/lifecycle_config.ts";
 import {
   createLogger,
   type Logger,
@@ -143,6 +144,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           SITE_URL: "http://127.0.0.1:3000",
           PTERODACTYL_URL: panel.url,
           PTERODACTYL_API_KEY: keys.panelApiKey,
+          PTERODACTYL_CLIENT_API_KEY: keys.panelClientKey,
           ...options.env,
         };
         return env;
@@ -183,6 +185,50 @@ export function dotenv(env: Env): string {
   }\n`;
 }
 
+/**
+ * What pg_cron does on hosted Supabase: call the sweep through the gateway with a
+ * secret key, every `intervalMs`, never two at once.
+ */
+function startSweepTimer(
+  stack: Stack,
+  intervalMs: number,
+  log: Logger,
+): { stop(): Promise<void> } {
+  let running: Promise<void> | null = null;
+  const run = async () => {
+    try {
+      const res = await fetch(
+        `${stack.gateway.url}/functions/v1/sync-server-status`,
+        {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/json",
+            apikey: stack.keys.secretKey,
+          },
+          body: "{}",
+        },
+      );
+      const body = await res.json();
+      if (!res.ok) log.error("Sweep failed", { status: res.status, body });
+      else if (Object.keys(body.outcomes ?? {}).length > 0) {
+        log.info("Sweep", body);
+      }
+    } catch (error) {
+      log.error("Sweep could not run", { error });
+    }
+  };
+  const timer = setInterval(() => {
+    if (running) return;
+    running = run().finally(() => running = null);
+  }, intervalMs);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await running;
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const verbose = Deno.env.get("LOG_LEVEL") === "debug";
@@ -191,10 +237,20 @@ async function main(): Promise<void> {
       if (verbose || !line.includes('"level":"debug"')) console.log(line);
     },
   });
+  // Short grace and retention here let a person watch a server's whole life.
+  const lifecycleNames = Object.keys(lifecycleEnv.shape);
+  const lifecycle = Object.fromEntries(
+    Object.entries(Deno.env.toObject()).filter(([name]) =>
+      lifecycleNames.includes(name)
+    ),
+  );
+  const { SWEEP_INTERVAL_SECONDS } = parseEnv(lifecycleEnv, lifecycle);
   const stack = await startStack({
     databaseUrl: Deno.env.get("DATABASE_URL"),
     log,
+    env: lifecycle,
   });
+  const sweeps = startSweepTimer(stack, SWEEP_INTERVAL_SECONDS * 1000, log);
   const root = new URL("../", import.meta.url).pathname;
   await Deno.writeTextFile(`${root}.env.local`, dotenv(stack.env), {
     mode: 0o600,
@@ -205,6 +261,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     console.log("\nStopping…");
+    await sweeps.stop();
     await stack.close();
     console.log("Stopped.");
     Deno.exit(0);
@@ -224,6 +281,7 @@ Game-server shop backend is running (ready in ${seconds} s)
   Migrations  ${stack.applied.length} applied now
   Env         .env.local (SUPABASE_URL, keys, STRIPE_*, ...)
 
+  Sweep       sync-server-status every ${SWEEP_INTERVAL_SECONDS} s (SWEEP_INTERVAL_SECONDS)
   Token       npm run token -- alice@example.com
   Stop        Ctrl-C
 `);

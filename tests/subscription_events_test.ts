@@ -255,20 +255,24 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         await stack.sql`update public.orders set status = 'active'
           where id = ${orderId}`;
         await life(stack, subscriptionId, "renew", { outcome: "failed" });
-        const before = Date.now();
         await life(stack, subscriptionId, "dunning_exhausted", {
           result: "unpaid",
         });
-        const after = Date.now();
         let row = await order(stack, orderId);
         assert.equal(row.status, "suspended");
         assert.equal(row.panel_target, "suspended");
         assert.equal(row.suspend_reason, "billing");
         assert.equal(row.suspend_at, null);
-        assert.ok(
-          row.panel_action_due_at.getTime() >= before - 1000 &&
-            row.panel_action_due_at.getTime() <= after + 1000,
-        );
+        // The hand-off to sync-server-status suspended it on the panel at once.
+        const server = () =>
+          stack.panel.state().servers.find((s) =>
+            s.id === row.pterodactyl_server_id
+          );
+        assert.equal(server()?.status, "suspended");
+        assert.deepEqual([row.panel_state, row.panel_action_due_at], [
+          "suspended",
+          null,
+        ]);
 
         await life(stack, subscriptionId, "recover");
         row = await order(stack, orderId);
@@ -276,6 +280,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         assert.equal(row.panel_target, "running");
         assert.equal(row.suspend_reason, null);
         assert.equal(row.subscription_status, "active");
+        assert.equal(server()?.status, null);
         const trail = await timeline(stack, orderId, "status");
         assert.deepEqual(trail.slice(-2).map((e) => e.to_status), [
           "suspended",

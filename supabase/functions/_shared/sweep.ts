@@ -65,7 +65,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
   const started = performance.now();
   const outcomes: Record<string, number> = {};
   const count = (outcome: string, n = 1) => {
-    outcomes[outcome] = (outcomes[outcome] ?? 0) + n;
+    if (n > 0) outcomes[outcome] = (outcomes[outcome] ?? 0) + n;
   };
   let exhausted = false;
   const more = () => {
@@ -90,7 +90,9 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
     duration_ms: Math.round(performance.now() - started),
     budget_exhausted: exhausted,
   };
-  log.info("Sweep done", { ...summary });
+  // A quiet sweep runs every minute: keep it out of the info log.
+  if (Object.keys(outcomes).length > 0) log.info("Sweep done", { ...summary });
+  else log.debug("Sweep done", { ...summary });
   return summary;
 }
 

@@ -1,0 +1,326 @@
+/**
+ * `sync-server-status`. A signed-in customer gets their own orders, each with its
+ * status, a message, what the panel shows, the live state (with a client key), limits
+ * and paid-until date; their installing orders are refreshed from the panel, at most
+ * once per order every few seconds. The service role (or a secret key) runs the sweep
+ * with `{}` (the schedule), or converges and refreshes one order with `{"order_id"}`.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { createAlerter } from "../_shared/alerts.ts";
+import {
+  createUserVerifier,
+  isServiceRequest,
+  type ServiceCredentials,
+  type UserVerifier,
+} from "../_shared/auth.ts";
+import {
+  alertEnv,
+  type Env,
+  panelEnv,
+  supabaseEnv,
+} from "../_shared/config.ts";
+import {
+  applyObservation,
+  type ConvergeDeps,
+  convergeDue,
+  viewOf,
+} from "../_shared/converge.ts";
+import type { Sql } from "../_shared/db.ts";
+import { DomainError, HttpError } from "../_shared/errors.ts";
+import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
+import { customerMessage } from "../_shared/lifecycle.ts";
+import {
+  type LifecycleConfig,
+  lifecycleEnv,
+} from "../_shared/lifecycle_config.ts";
+import type { Logger } from "../_shared/log.ts";
+import { type Order, ordersOfUser, readOrder } from "../_shared/orders.ts";
+import {
+  type PanelClient,
+  type PanelClientApi,
+  panelClientApiFromConfig,
+  PanelError,
+  panelFromConfig,
+} from "../_shared/panel.ts";
+import { DEFAULT_RETRY_POLICY } from "../_shared/retry.ts";
+import { sweep } from "../_shared/sweep.ts";
+import {
+  type WiredFunction,
+  wireFunction,
+  type WiringOptions,
+} from "../_shared/wiring.ts";
+
+/** The panel clients of one request, counting every request they make. */
+export type PanelConnector = (
+  onCall: () => void,
+) => { panel: PanelClient; client: PanelClientApi | null };
+
+/** What the handler needs. */
+export interface SyncDeps {
+  sql: Sql;
+  connectPanel: PanelConnector;
+  alert: ConvergeDeps["alert"];
+  log: Logger;
+  verifyUser: UserVerifier;
+  credentials: ServiceCredentials;
+  lifecycle: Pick<LifecycleConfig, "PROVISION_MAX_ATTEMPTS"> & {
+    SWEEP_BUDGET_SECONDS: number;
+  };
+  now?: () => Date;
+  /** How long one server's panel view is reused for a customer (default 10 s). */
+  cacheMs?: number;
+}
+
+const ServiceRequest = z.strictObject({ order_id: z.uuid().optional() });
+
+/** The customer's view of one order. */
+export interface OrderView {
+  order_id: string;
+  server_name: string;
+  plan_id: string;
+  region: string;
+  status: Order["status"];
+  message: string;
+  server: {
+    identifier: string | null;
+    panel_status: Order["panel_state"];
+    live_state: string | null;
+  };
+  limits: { memory_mb: number; disk_mb: number };
+  paid_until: string | null;
+  cancel_at_period_end: boolean;
+  suspend_reason: Order["suspend_reason"];
+  delete_at: string | null;
+}
+
+async function readBody(req: Request): Promise<z.infer<typeof ServiceRequest>> {
+  const text = req.method === "POST" ? await req.text() : "";
+  let body: unknown = {};
+  if (text.trim() !== "") {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new HttpError(
+        400,
+        "invalid_json",
+        "Request body must be a JSON object",
+      );
+    }
+  }
+  const parsed = ServiceRequest.safeParse(body);
+  if (!parsed.success) {
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `Invalid request: ${
+        parsed.error.issues.map((i) =>
+          `${i.path.join(".") || "(body)"} (${i.message})`
+        ).join(", ")
+      }`,
+    );
+  }
+  return parsed.data;
+}
+
+/** Builds the handler. */
+export function createSyncHandler(deps: SyncDeps): Handler {
+  const cacheMs = deps.cacheMs ?? 10_000;
+  // Live state per server identifier, kept briefly: a dashboard polls every few seconds.
+  const live = new Map<string, { at: number; state: string | null }>();
+  const now = () => deps.now?.() ?? new Date();
+
+  function connect() {
+    let calls = 0;
+    const clients = deps.connectPanel(() => calls++);
+    const converge: ConvergeDeps = {
+      sql: deps.sql,
+      panel: clients.panel,
+      client: clients.client,
+      alert: deps.alert,
+      log: deps.log,
+      now: deps.now,
+    };
+    return { converge, calls: () => calls };
+  }
+
+  async function runService(req: Request): Promise<Response> {
+    const body = await readBody(req);
+    const { converge, calls } = connect();
+    if (!body.order_id) {
+      return json(
+        await sweep({
+          ...converge,
+          retry: {
+            ...DEFAULT_RETRY_POLICY,
+            maxAttempts: deps.lifecycle.PROVISION_MAX_ATTEMPTS,
+          },
+          budgetMs: deps.lifecycle.SWEEP_BUDGET_SECONDS * 1000,
+          panelCalls: calls,
+        }),
+      );
+    }
+    const orderId = body.order_id;
+    const log = deps.log.child({ order_id: orderId });
+    if (!await readOrder(deps.sql, orderId)) {
+      throw new DomainError(
+        "not_found",
+        "order_not_found",
+        `Order "${orderId}" does not exist`,
+      );
+    }
+    const actions = await convergeDue({ ...converge, log }, {
+      actor: "sync-server-status",
+      orderId,
+    });
+    await refresh(converge, orderId, log);
+    const order = await readOrder(deps.sql, orderId);
+    return json({
+      order_id: orderId,
+      status: order?.status,
+      panel_target: order?.panel_target,
+      panel_state: order?.panel_state,
+      panel_action_due_at: order?.panel_action_due_at?.toISOString() ?? null,
+      actions,
+      panel_calls: calls(),
+    });
+  }
+
+  /** Reads the order's server from the panel and records what it shows. */
+  async function refresh(
+    converge: ConvergeDeps,
+    orderId: string,
+    log: Logger,
+  ): Promise<void> {
+    const order = await readOrder(deps.sql, orderId);
+    if (
+      !order || order.pterodactyl_server_id === null ||
+      order.panel_state === "deleted"
+    ) return;
+    try {
+      const server = await converge.panel.getServerByExternalId(orderId);
+      await applyObservation(
+        converge,
+        orderId,
+        server ? viewOf(server) : null,
+        {
+          actor: "sync-server-status",
+          seen: true,
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof PanelError || error instanceof DomainError)) {
+        throw error;
+      }
+      // The customer still gets the last known state.
+      log.warn("Could not refresh the server from the panel", {
+        error: error.message,
+      });
+    }
+  }
+
+  async function liveState(
+    client: PanelClientApi | null,
+    order: Order,
+    log: Logger,
+  ): Promise<string | null> {
+    const identifier = order.pterodactyl_server_identifier;
+    if (!client || !identifier || order.status !== "active") return null;
+    const cached = live.get(identifier);
+    if (cached && now().getTime() - cached.at < cacheMs) return cached.state;
+    let state: string | null = null;
+    try {
+      state = (await client.resources(identifier)).current_state;
+    } catch (error) {
+      if (!(error instanceof PanelError || error instanceof DomainError)) {
+        throw error;
+      }
+      log.warn("Could not read the server's live state", {
+        error: error.message,
+      });
+    }
+    live.set(identifier, { at: now().getTime(), state });
+    return state;
+  }
+
+  async function runUser(req: Request): Promise<Response> {
+    const user = await deps.verifyUser(req);
+    const log = deps.log.child({ user_id: user.id });
+    const { converge } = connect();
+    let orders = await ordersOfUser(deps.sql, user.id);
+    const stale = orders.filter((order) =>
+      order.status === "installing" &&
+      (order.panel_seen_at === null ||
+        now().getTime() - order.panel_seen_at.getTime() >= cacheMs)
+    );
+    for (const order of stale) {
+      await refresh(converge, order.id, log.child({ order_id: order.id }));
+    }
+    if (stale.length > 0) orders = await ordersOfUser(deps.sql, user.id);
+    const views: OrderView[] = [];
+    for (const order of orders) {
+      views.push({
+        order_id: order.id,
+        server_name: order.server_name,
+        plan_id: order.plan_id,
+        region: order.region,
+        status: order.status,
+        message: customerMessage(order),
+        server: {
+          identifier: order.pterodactyl_server_identifier,
+          panel_status: order.panel_state,
+          live_state: await liveState(converge.client, order, log),
+        },
+        limits: { memory_mb: order.memory_mb, disk_mb: order.disk_mb },
+        paid_until: order.paid_until?.toISOString() ?? null,
+        cancel_at_period_end: order.cancel_at_period_end,
+        suspend_reason: order.suspend_reason,
+        delete_at: order.delete_at?.toISOString() ?? null,
+      });
+    }
+    return json({ orders: views });
+  }
+
+  return withErrorHandling(
+    (req) =>
+      isServiceRequest(req, deps.credentials) ? runService(req) : runUser(req),
+    { log: deps.log, methods: ["GET", "POST"] },
+  );
+}
+
+/** The handler wired from the environment, as deployed and as the local gateway runs it. */
+export function syncFromEnv(
+  env: Env,
+  options: WiringOptions = {},
+): WiredFunction {
+  return wireFunction(
+    "sync-server-status",
+    supabaseEnv.and(panelEnv).and(alertEnv).and(lifecycleEnv),
+    env,
+    options,
+    ({ config, sql, log }) =>
+      createSyncHandler({
+        sql,
+        connectPanel: (onCall) => ({
+          panel: panelFromConfig(config, { onCall }),
+          client: panelClientApiFromConfig(config, { onCall }),
+        }),
+        alert: createAlerter({
+          sql,
+          log,
+          webhookUrl: config.ALERT_WEBHOOK_URL,
+        }),
+        log,
+        verifyUser: createUserVerifier(
+          config.SUPABASE_URL,
+          config.SUPABASE_ANON_KEY,
+        ),
+        credentials: {
+          serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY,
+          secretKeys: config.SUPABASE_SECRET_KEYS,
+        },
+        lifecycle: config,
+      }),
+  );
+}

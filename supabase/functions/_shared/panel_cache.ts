@@ -93,6 +93,7 @@ export async function refreshAllocations(
   const free: PanelAllocation[] = await panel.freeAllocations(panelNodeId);
   const ids = free.map((a) => a.id);
   await sql.begin(async (tx) => {
+    await lockNodeAllocations(tx, panelNodeId);
     for (const allocation of free) {
       await tx`
         insert into public.panel_allocations (id, panel_node_id, ip, port, assigned, fetched_at)
@@ -111,6 +112,14 @@ export async function refreshAllocations(
 }
 
 /**
+ * Serialises writes to one node's allocations (takes and refreshes) for the rest of
+ * the transaction, so they never deadlock on each other's rows.
+ */
+async function lockNodeAllocations(tx: Tx, panelNodeId: number): Promise<void> {
+  await tx`select pg_advisory_xact_lock(hashtext('panel_allocations'), ${panelNodeId})`;
+}
+
+/**
  * Takes a free allocation of the node for the order (skipping rows another order is
  * taking), or null when the database knows of none.
  */
@@ -120,6 +129,7 @@ export async function takeAllocation(
   orderId: string,
 ): Promise<number | null> {
   return await sql.begin(async (tx) => {
+    await lockNodeAllocations(tx, panelNodeId);
     // An order holds one allocation at a time: a retry gives back the one before.
     await tx`update public.panel_allocations set order_id = null where order_id = ${orderId}`;
     const [taken] = await tx<{ id: number }[]>`

@@ -26,6 +26,7 @@ import {
 } from "./orders.ts";
 import { PanelError, type PanelServer } from "./panel.ts";
 import { observe } from "./lifecycle.ts";
+import { refreshAllocations, refreshEggs } from "./panel_cache.ts";
 import { provisionOrder, STALE_CLAIM_MS } from "./provision.ts";
 import type { RetryPolicy } from "./retry.ts";
 
@@ -76,7 +77,8 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
   const log = deps.log.child({ sweep: crypto.randomUUID() });
   const stepDeps = { ...deps, log };
 
-  await retryProvisioning(stepDeps, count, more);
+  await refreshPanelCache(stepDeps, count);
+  if (more()) await retryProvisioning(stepDeps, count, more);
   if (more()) await passDeadlines(stepDeps, count);
   if (more()) await observeServers(stepDeps, count, more);
   if (more()) {
@@ -94,6 +96,43 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
   if (Object.keys(outcomes).length > 0) log.info("Sweep done", { ...summary });
   else log.debug("Sweep done", { ...summary });
   return summary;
+}
+
+/** How old the stored eggs and allocations may get before a sweep reads them again. */
+export const PANEL_CACHE_TTL_MS = 10 * 60_000;
+
+/** Reads eggs and each node's allocations again when the stored ones are old. */
+async function refreshPanelCache(
+  deps: SweepDeps,
+  count: (outcome: string) => void,
+): Promise<void> {
+  const [age] = await deps.sql<{ eggs: number; oldest: Date | null }[]>`
+    select (select count(*)::int from public.panel_eggs) as eggs,
+      least((select min(fetched_at) from public.panel_eggs),
+        (select min(fetched_at) from public.panel_allocations)) as oldest`;
+  const now = clock(deps);
+  if (
+    age.eggs > 0 && age.oldest &&
+    now.getTime() - age.oldest.getTime() < PANEL_CACHE_TTL_MS
+  ) return;
+  try {
+    await refreshEggs(deps.sql, deps.panel);
+    const nodes = await deps.sql<{ panel_node_id: number }[]>`
+      select panel_node_id from public.ptero_nodes where enabled order by id`;
+    for (const node of nodes) {
+      await refreshAllocations(deps.sql, deps.panel, node.panel_node_id);
+    }
+    count("cache.refreshed");
+  } catch (error) {
+    // Provisioning falls back to the panel meanwhile; the next sweep tries again.
+    if (!(error instanceof PanelError || error instanceof DomainError)) {
+      throw error;
+    }
+    deps.log.warn("Refreshing eggs and allocations failed", {
+      error: error.message,
+    });
+    count("cache.failed");
+  }
 }
 
 function clock(deps: { now?: () => Date }): Date {

@@ -74,20 +74,25 @@ export type OrderFields = Partial<
   >
 >;
 
-/** What a new order is made of: the customer, the request and the offer's snapshot. */
-export type NewOrder = Pick<
-  Order,
-  | "user_id"
-  | "plan_id"
-  | "term"
-  | "region"
-  | "server_name"
-  | "stripe_price_id"
-  | "amount_cents"
-  | "currency"
-  | "memory_mb"
-  | "disk_mb"
->;
+/**
+ * What a new order is made of: the customer, the request and the offer's snapshot; a
+ * checkout also reserves its node and says when its checkout ends.
+ */
+export type NewOrder =
+  & Pick<
+    Order,
+    | "user_id"
+    | "plan_id"
+    | "term"
+    | "region"
+    | "server_name"
+    | "stripe_price_id"
+    | "amount_cents"
+    | "currency"
+    | "memory_mb"
+    | "disk_mb"
+  >
+  & Partial<Pick<Order, "node_id" | "checkout_expires_at">>;
 
 /** Kinds of timeline rows other than status changes (those the database writes). */
 export type OrderEventKind =

@@ -9,6 +9,7 @@ import {
   checkoutEnv,
   createCheckoutHandler,
 } from "../supabase/functions/create-checkout-session/handler.ts";
+import { signPayload } from "../local/stripe-sandbox/mod.ts";
 import { errorCode, invoke } from "./_fixtures.ts";
 import {
   completeCheckout,
@@ -502,3 +503,123 @@ async function lockWaiter(
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
+
+Deno.test("stripe-webhook: money that disagrees with the order is a mismatch", async (t) => {
+  const stack = await startTestStack();
+  try {
+    /** Posts a signed event built from a real session or invoice, changed by `edit`. */
+    async function deliver(type: string, object: Record<string, unknown>) {
+      const payload = JSON.stringify({
+        id: `evt_money_${crypto.randomUUID().slice(0, 8)}`,
+        object: "event",
+        api_version: Stripe.API_VERSION,
+        created: Math.floor(Date.now() / 1000),
+        type,
+        livemode: false,
+        pending_webhooks: 1,
+        request: { id: null, idempotency_key: null },
+        data: { object },
+      });
+      const res = await fetch(
+        `${stack.gateway.url}/functions/v1/stripe-webhook`,
+        {
+          method: "POST",
+          headers: {
+            "Content-Type": "application/json",
+            "Stripe-Signature": await signPayload(
+              stack.keys.stripeWebhookSecret,
+              payload,
+            ),
+          },
+          body: payload,
+        },
+      );
+      const body = await res.json();
+      assert.equal(res.status, 200, JSON.stringify(body));
+      await stack.idle();
+      return body as { outcome: string; order_id: string | null };
+    }
+
+    async function completedSession(serverName: string) {
+      const checkout = await openCheckout(stack, {
+        ...BODY,
+        server_name: serverName,
+      });
+      const session = await stripeFor(stack).checkout.sessions.retrieve(
+        checkout.sessionId,
+      );
+      return {
+        checkout,
+        session: {
+          ...session,
+          status: "complete",
+          payment_status: "paid",
+        } as unknown as Record<string, unknown>,
+      };
+    }
+
+    async function assertUnpaid(orderId: string) {
+      const row = await order(stack, orderId);
+      assert.equal(row.status, "pending");
+      assert.equal(serversFor(stack, orderId).length, 0);
+      const [logged] = await stack.sql`
+        select outcome from public.stripe_events_log where order_id = ${orderId}`;
+      assert.equal(logged.outcome, "mismatch");
+    }
+
+    await t.step(
+      "a completed session whose amount_total is null",
+      async () => {
+        const { checkout, session } = await completedSession("Null amount");
+        const res = await deliver("checkout.session.completed", {
+          ...session,
+          amount_total: null,
+        });
+        assert.equal(res.outcome, "mismatch");
+        await assertUnpaid(checkout.orderId);
+      },
+    );
+
+    await t.step(
+      "a completed session in another currency",
+      async () => {
+        const { checkout, session } = await completedSession("Wrong money");
+        const res = await deliver("checkout.session.completed", {
+          ...session,
+          currency: "eur",
+        });
+        assert.equal(res.outcome, "mismatch");
+        await assertUnpaid(checkout.orderId);
+      },
+    );
+
+    await t.step(
+      "a first invoice paid in another currency",
+      async () => {
+        const { checkout, session } = await completedSession("Wrong invoice");
+        const metadata = session.metadata as Record<string, string>;
+        const res = await deliver("invoice.paid", {
+          id: "in_money_test",
+          object: "invoice",
+          billing_reason: "subscription_create",
+          customer: session.customer,
+          amount_paid: 999,
+          total: 999,
+          currency: "eur",
+          parent: {
+            type: "subscription_details",
+            quote_details: null,
+            subscription_details: {
+              metadata,
+              subscription: "sub_money_test",
+            },
+          },
+        });
+        assert.equal(res.outcome, "mismatch");
+        await assertUnpaid(checkout.orderId);
+      },
+    );
+  } finally {
+    await stack.close();
+  }
+});

@@ -48,6 +48,8 @@ export interface Order {
   pterodactyl_server_id: number | null;
   pterodactyl_server_identifier: string | null;
   error_message: string | null;
+  /** What the customer reads about the last problem (error_message is for operators). */
+  customer_message: string | null;
   attempt_count: number;
   next_attempt_at: Date | null;
   paid_at: Date | null;
@@ -68,6 +70,7 @@ export type OrderFields = Partial<
     | "pterodactyl_server_id"
     | "pterodactyl_server_identifier"
     | "error_message"
+    | "customer_message"
     | "attempt_count"
     | "next_attempt_at"
     | "paid_at"
@@ -106,9 +109,28 @@ export type OrderEventKind =
 /** A timeline row to record. */
 export interface OrderEvent {
   kind: OrderEventKind;
+  /** The operator's words. */
   message: string;
   actor: string;
   detail?: Record<string, unknown>;
+  /** Set to show the row to the order's owner, in these words (default: operator only). */
+  customerMessage?: string;
+}
+
+/**
+ * The words a customer reads for a problem whose operator detail is `error_message`,
+ * by the status the order moves to.
+ */
+export function customerWords(status?: OrderStatus): string {
+  switch (status) {
+    case "expired":
+      return "The checkout could not be completed; please start a new one";
+    case "error":
+    case undefined:
+      return "Setting up your server hit a problem; we are retrying and our team has been told";
+    default:
+      return "Something on this order needs our attention; our team has been told";
+  }
 }
 
 /** One change to an order, made by `actor` for `reason`. */
@@ -133,7 +155,8 @@ function selectOrder(db: Db) {
     memory_mb, disk_mb, stripe_checkout_session_id, stripe_checkout_url,
     checkout_expires_at, stripe_customer_id, stripe_subscription_id,
     node_id::int as node_id, pterodactyl_server_id, pterodactyl_server_identifier,
-    error_message, attempt_count, next_attempt_at, paid_at, created_at,
+    error_message, customer_message, attempt_count, next_attempt_at, paid_at,
+    created_at,
     updated_at`;
 }
 
@@ -193,6 +216,12 @@ export async function changeOrder(
     Object.entries(change.set ?? {}).filter(([, value]) => value !== undefined),
   );
   if (change.to) values.status = change.to;
+  // Every operator message comes with customer words, unless the caller chose them.
+  if (values.error_message !== undefined && !("customer_message" in values)) {
+    values.customer_message = values.error_message === null
+      ? null
+      : customerWords(change.to);
+  }
   const guard = change.onlyFrom
     ? tx`and status::text in ${tx(change.onlyFrom)}`
     : tx``;
@@ -214,10 +243,12 @@ export async function recordOrderEvent(
   event: OrderEvent,
 ): Promise<void> {
   await db`
-    insert into public.order_events (order_id, user_id, kind, message, detail, actor)
+    insert into public.order_events (order_id, user_id, kind, message, detail, actor,
+      audience, customer_message)
     select id, user_id, ${event.kind}, ${event.message}, ${
     db.json(JSON.parse(JSON.stringify(event.detail ?? {})))
-  }, ${event.actor}
+  }, ${event.actor}, ${event.customerMessage ? "customer" : "operator"},
+      ${event.customerMessage ?? null}
     from public.orders where id = ${orderId}`;
 }
 

@@ -358,7 +358,11 @@ async function openSession(
       await changeOrder(tx, order.id, {
         to: "expired",
         onlyFrom: ["pending"],
-        set: { error_message: reason },
+        set: {
+          error_message: reason,
+          customer_message:
+            "The payment provider could not open your checkout; please try again",
+        },
         actor: ACTOR,
         reason,
       });
@@ -381,6 +385,7 @@ async function openSession(
       message: "Checkout session created",
       detail: { session_id: session.id, price: offer.stripePriceId },
       actor: ACTOR,
+      customerMessage: "Checkout opened",
     });
     return { order, sessionId: session.id, url: session.url, created: true };
   });

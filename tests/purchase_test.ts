@@ -290,7 +290,8 @@ Deno.test("a purchase becomes a server: stripe-webhook and servers-provision", a
         );
         assert.equal(failed.attempt_count, 1);
         assert.ok(failed.next_attempt_at > new Date());
-        assert.equal(failed.node_id, null);
+        // The room reserved at checkout stays booked for the retry.
+        assert.notEqual(failed.node_id, null);
         assert.ok(
           receiver.alerts.slice(alertsBefore).some((a) =>
             a.order_id === checkout.orderId
@@ -446,14 +447,12 @@ Deno.test("a purchase becomes a server: stripe-webhook and servers-provision", a
           plan_id: "mc-java-8gb",
           region: "us-east",
         });
-        const filler = await stack.user();
+        // After the checkout reserved its room, an operator takes the region's nodes
+        // out of service: the paid order has nowhere to go.
+        const disabled = await stack
+          .sql`update public.ptero_nodes set enabled = false
+          where region = 'us-east' and enabled returning id`;
         try {
-          await stack.sql`
-        insert into public.orders (user_id, plan_id, term, region, server_name, status,
-          stripe_price_id, amount_cents, currency, memory_mb, disk_mb, node_id)
-        select ${filler.id}, 'mc-java-8gb', 'monthly', 'us-east', 'filler ' || n.id, 'active',
-          'price_mc_java_8gb_monthly', 1899, 'usd', n.memory_mb, 1000, n.id
-        from public.ptero_nodes n where n.region = 'us-east'`;
           const alertsBefore = receiver.alerts.length;
           await completeCheckout(stack, checkout.sessionId);
           await stack.idle();
@@ -470,9 +469,9 @@ Deno.test("a purchase becomes a server: stripe-webhook and servers-provision", a
           );
           assert.equal(serversFor(stack, checkout.orderId).length, 0);
         } finally {
-          // The region is full for this step only.
-          await stack
-            .sql`delete from public.orders where user_id = ${filler.id}`;
+          // The region is out of service for this step only.
+          await stack.sql`update public.ptero_nodes set enabled = true
+            where id in ${stack.sql(disabled.map((n) => n.id))}`;
         }
       },
     );
@@ -525,28 +524,37 @@ Deno.test("20 concurrent purchases on a small node never overfill it", async () 
       .sql`select id, panel_node_id, memory_mb from public.ptero_nodes
         where name = 'eu-west-2'`;
     const room = small.memory_mb / 1024;
-    const checkouts = await Promise.all(
-      Array.from({ length: 20 }, (_, i) =>
-        openCheckout(stack, {
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const buyer = await stack.user();
+        return await invoke(buyer.client, "create-checkout-session", {
           plan_id: "among-us-1gb",
+          term: "monthly",
+          region: "eu-west",
           server_name: `Crewmate ${i}`,
-        })),
+        });
+      }),
+    );
+    // The checkouts beyond the room are refused before anyone pays.
+    const sold = answers.filter((a) => a.status === 200);
+    assert.equal(sold.length, room);
+    assert.deepEqual(
+      answers.filter((a) => a.status !== 200).map((a) =>
+        `${a.status} ${errorCode(a.body)}`
+      ),
+      Array(20 - room).fill("409 region_sold_out"),
     );
     await Promise.all(
-      checkouts.map((c) => completeCheckout(stack, c.sessionId)),
+      sold.map((a) => completeCheckout(stack, String(a.body.session_id))),
     );
     await stack.idle();
+    const orderIds = sold.map((a) => String(a.body.order_id));
     const rows = await stack
-      .sql`select status, node_id, error_message from public.orders
-        where id in ${stack.sql(checkouts.map((c) => c.orderId))}`;
-    const installing = rows.filter((r) => r.status === "installing");
-    assert.equal(installing.length, room);
-    assert.ok(installing.every((r) => r.node_id === small.id));
-    assert.ok(
-      rows.filter((r) => r.status === "error").every((r) =>
-        /no enabled node/.test(r.error_message)
-      ),
-    );
+      .sql`select status, node_id from public.orders where id in ${
+      stack.sql(orderIds)
+    }`;
+    assert.deepEqual(rows.map((r) => r.status), Array(room).fill("installing"));
+    assert.ok(rows.every((r) => r.node_id === small.id));
     const [{ total }] = await stack
       .sql`select sum(memory_mb)::int as total from public.orders
         where node_id = ${small.id} and status <> 'expired'`;
@@ -559,7 +567,7 @@ Deno.test("20 concurrent purchases on a small node never overfill it", async () 
     );
     assert.ok(onNode.reduce((sum, s) => sum + s.memory, 0) <= small.memory_mb);
     assert.equal(
-      checkouts.reduce((n, c) => n + serversFor(stack, c.orderId).length, 0),
+      orderIds.reduce((n, id) => n + serversFor(stack, id).length, 0),
       room,
     );
   } finally {

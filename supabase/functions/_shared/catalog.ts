@@ -4,8 +4,9 @@
  *
  * @module
  */
-import type { Sql } from "./db.ts";
+import type { Sql, Tx } from "./db.ts";
 import { DomainError } from "./errors.ts";
+import type { NodeRoom } from "./placement.ts";
 
 /** Billing terms. */
 export const TERMS = ["monthly", "quarterly", "yearly"] as const;
@@ -111,4 +112,22 @@ export async function resolveOffer(
     memoryMb: plan.memory_mb,
     diskMb: plan.disk_mb,
   };
+}
+
+/**
+ * Locks the enabled nodes of a region and answers the room left on each. Every booking
+ * (a checkout reserving room, provisioning placing a server) holds these row locks, so
+ * concurrent bookings in one region wait here and then see each other in node_capacity.
+ */
+export async function lockRegionRooms(
+  tx: Tx,
+  region: string,
+): Promise<NodeRoom[]> {
+  await tx`select id from public.ptero_nodes where region = ${region} and enabled
+    order by id for update`;
+  return await tx<NodeRoom[]>`
+    select n.id::int as id, n.panel_node_id, n.name, n.region, c.free_memory_mb,
+      c.free_disk_mb
+    from public.node_capacity c join public.ptero_nodes n on n.id = c.node_id
+    where c.region = ${region}`;
 }

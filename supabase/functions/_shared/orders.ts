@@ -49,6 +49,8 @@ export interface Order {
   pterodactyl_server_id: number | null;
   pterodactyl_server_identifier: string | null;
   error_message: string | null;
+  /** What the customer reads about the last problem (error_message is for operators). */
+  customer_message: string | null;
   attempt_count: number;
   next_attempt_at: Date | null;
   paid_at: Date | null;
@@ -96,6 +98,7 @@ export type OrderFields = Partial<
     | "pterodactyl_server_id"
     | "pterodactyl_server_identifier"
     | "error_message"
+    | "customer_message"
     | "attempt_count"
     | "next_attempt_at"
     | "paid_at"
@@ -116,20 +119,25 @@ export type OrderFields = Partial<
   >
 >;
 
-/** What a new order is made of: the customer, the request and the offer's snapshot. */
-export type NewOrder = Pick<
-  Order,
-  | "user_id"
-  | "plan_id"
-  | "term"
-  | "region"
-  | "server_name"
-  | "stripe_price_id"
-  | "amount_cents"
-  | "currency"
-  | "memory_mb"
-  | "disk_mb"
->;
+/**
+ * What a new order is made of: the customer, the request and the offer's snapshot; a
+ * checkout also reserves its node and says when its checkout ends.
+ */
+export type NewOrder =
+  & Pick<
+    Order,
+    | "user_id"
+    | "plan_id"
+    | "term"
+    | "region"
+    | "server_name"
+    | "stripe_price_id"
+    | "amount_cents"
+    | "currency"
+    | "memory_mb"
+    | "disk_mb"
+  >
+  & Partial<Pick<Order, "node_id" | "checkout_expires_at">>;
 
 /** Kinds of timeline rows other than status changes (those the database writes). */
 export type OrderEventKind =
@@ -143,9 +151,28 @@ export type OrderEventKind =
 /** A timeline row to record. */
 export interface OrderEvent {
   kind: OrderEventKind;
+  /** The operator's words. */
   message: string;
   actor: string;
   detail?: Record<string, unknown>;
+  /** Set to show the row to the order's owner, in these words (default: operator only). */
+  customerMessage?: string;
+}
+
+/**
+ * The words a customer reads for a problem whose operator detail is `error_message`,
+ * by the status the order moves to.
+ */
+export function customerWords(status?: OrderStatus): string {
+  switch (status) {
+    case "expired":
+      return "The checkout could not be completed; please start a new one";
+    case "error":
+    case undefined:
+      return "Setting up your server hit a problem; we are retrying and our team has been told";
+    default:
+      return "Something on this order needs our attention; our team has been told";
+  }
 }
 
 /** One change to an order, made by `actor` for `reason`. */
@@ -170,7 +197,7 @@ function selectOrder(db: Db) {
     memory_mb, disk_mb, stripe_checkout_session_id, stripe_checkout_url,
     checkout_expires_at, stripe_customer_id, stripe_subscription_id,
     node_id::int as node_id, pterodactyl_server_id, pterodactyl_server_identifier,
-    error_message, attempt_count, next_attempt_at, paid_at, paid_until,
+    error_message, customer_message, attempt_count, next_attempt_at, paid_at, paid_until,
     subscription_status, cancel_at_period_end, panel_target, suspend_reason, suspend_at,
     delete_at, delete_warned_at, panel_state, panel_seen_at, panel_action_due_at,
     panel_action_attempts, was_running, gave_up_at, created_at, updated_at`;
@@ -238,6 +265,12 @@ export async function changeOrder(
       ]),
   );
   if (change.to) values.status = change.to;
+  // Every operator message comes with customer words, unless the caller chose them.
+  if (values.error_message !== undefined && !("customer_message" in values)) {
+    values.customer_message = values.error_message === null
+      ? null
+      : customerWords(change.to);
+  }
   const guard = change.onlyFrom
     ? tx`and status::text in ${tx(change.onlyFrom)}`
     : tx``;
@@ -263,10 +296,12 @@ export async function recordOrderEvent(
   event: OrderEvent,
 ): Promise<void> {
   await db`
-    insert into public.order_events (order_id, user_id, kind, message, detail, actor)
+    insert into public.order_events (order_id, user_id, kind, message, detail, actor,
+      audience, customer_message)
     select id, user_id, ${event.kind}, ${scrubSecrets(event.message)}, ${
     db.json(scrubValue(JSON.parse(JSON.stringify(event.detail ?? {}))))
-  }, ${event.actor}
+  }, ${event.actor}, ${event.customerMessage ? "customer" : "operator"},
+      ${event.customerMessage ?? null}
     from public.orders where id = ${orderId}`;
 }
 

@@ -62,16 +62,47 @@ function names(user: AuthUserRow): { first_name: string; last_name: string } {
   };
 }
 
+/** Whether a database error is a unique-key violation. */
+function isUniqueViolation(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === "23505";
+}
+
+/**
+ * Links `panelUser` to the user. Safe under concurrency: with no conflict target every
+ * unique key (the user, the panel user) arbitrates, so racing links of one account wait
+ * for each other instead of failing on the key the statement did not name.
+ */
 async function link(
   sql: Sql,
   userId: string,
   panelUser: PanelUser,
 ): Promise<void> {
-  await sql`
+  const inserted = await sql`
     insert into public.external_accounts (user_id, ptero_user_id, ptero_username)
     values (${userId}, ${panelUser.id}, ${panelUser.username})
-    on conflict (user_id) do update
-      set ptero_user_id = excluded.ptero_user_id, ptero_username = excluded.ptero_username`;
+    on conflict do nothing
+    returning user_id`;
+  if (inserted.length > 0) return;
+  const [current] = await sql<{ ptero_user_id: number }[]>`
+    select ptero_user_id from public.external_accounts where user_id = ${userId}`;
+  if (current?.ptero_user_id === panelUser.id) return;
+  if (current) {
+    // The linked panel user is gone (deleted by hand): the new one replaces it.
+    try {
+      await sql`
+        update public.external_accounts
+        set ptero_user_id = ${panelUser.id}, ptero_username = ${panelUser.username}
+        where user_id = ${userId}`;
+      return;
+    } catch (error) {
+      if (!isUniqueViolation(error)) throw error;
+    }
+  }
+  throw new DomainError(
+    "conflict",
+    "panel_account_linked_elsewhere",
+    `Panel user ${panelUser.id} is already linked to another customer`,
+  );
 }
 
 /** Links the panel user whose external_id is this user, if the panel has one. */
@@ -86,17 +117,22 @@ async function linkByExternalId(
   return { pteroUserId: found.id, username: found.username, created: true };
 }
 
-/** Ensures the user has a panel account linked in external_accounts. */
+/**
+ * Ensures the user has a panel account linked in external_accounts. `gone` names a
+ * linked panel user the panel no longer has: it is found again or re-created, and
+ * relinked.
+ */
 export async function ensurePanelAccount(
   sql: Sql,
   panel: PanelClient,
   userId: string,
+  options: { gone?: number } = {},
 ): Promise<PanelAccount> {
   const [linked] = await sql<
     { ptero_user_id: number; ptero_username: string }[]
   >`
     select ptero_user_id, ptero_username from public.external_accounts where user_id = ${userId}`;
-  if (linked) {
+  if (linked && linked.ptero_user_id !== options.gone) {
     return {
       pteroUserId: linked.ptero_user_id,
       username: linked.ptero_username,

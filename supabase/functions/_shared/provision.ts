@@ -22,6 +22,7 @@ import {
 } from "./orders.ts";
 import { type PanelClient, PanelError, type PanelServer } from "./panel.ts";
 import { ensurePanelAccount } from "./panel_accounts.ts";
+import { lockRegionRooms } from "./catalog.ts";
 import {
   eggFor,
   markAllocationUsed,
@@ -169,22 +170,21 @@ async function claim(
   });
 }
 
-/** Books the node with the most room in the order's region on the order. */
+/**
+ * Books the order's node: the one reserved at checkout while it is still enabled, else
+ * the node with the most room in the order's region.
+ */
 async function bookNode(
   sql: Sql,
   order: Order,
   actor: string,
 ): Promise<NodeRoom> {
   return await sql.begin(async (tx) => {
-    // Locking the region's nodes serialises placements: a concurrent order waits here,
-    // then sees this booking in node_capacity.
-    await tx`select id from public.ptero_nodes where region = ${order.region} and enabled
-      order by id for update`;
-    const rooms = await tx<NodeRoom[]>`
-      select n.id::int as id, n.panel_node_id, n.name, n.region, c.free_memory_mb,
-        c.free_disk_mb
-      from public.node_capacity c join public.ptero_nodes n on n.id = c.node_id
-      where c.region = ${order.region}`;
+    const rooms = await lockRegionRooms(tx, order.region);
+    const current = await readOrder(tx, order.id);
+    // The reservation's room is already counted in node_capacity: use it as it is.
+    const reserved = rooms.find((room) => room.id === current?.node_id);
+    if (reserved) return reserved;
     const node = chooseNode(rooms, order);
     if (!node) {
       throw new StepError(
@@ -195,6 +195,13 @@ async function bookNode(
     await changeOrder(tx, order.id, { set: { node_id: node.id }, actor });
     return node;
   });
+}
+
+/** Whether the panel refused a server because its owner (our linked user) is gone. */
+function ownerMissing(error: unknown): boolean {
+  const cause = error instanceof StepError ? error.cause : error;
+  return cause instanceof PanelError && cause.status === 422 &&
+    cause.field === "user";
 }
 
 /** Takes a free allocation on the node: from the database, else fresh from the panel. */
@@ -328,12 +335,41 @@ async function runSteps(
   };
   const spec = await buildSpec(false);
   const node = await bookNode(deps.sql, order, actor);
+  try {
+    return {
+      server: await createServer(
+        deps,
+        order,
+        spec,
+        node,
+        () => buildSpec(true),
+      ),
+      nodeId: node.id,
+    };
+  } catch (error) {
+    if (!ownerMissing(error)) throw error;
+  }
+  // The linked panel account was deleted on the panel by hand: re-create, relink, retry.
+  const relinked = await step(
+    "Relinking the customer's panel account",
+    () =>
+      ensurePanelAccount(deps.sql, panel, order.user_id, {
+        gone: account.pteroUserId,
+      }),
+  );
+  await recordOrderEvent(deps.sql, order.id, {
+    kind: "panel",
+    message:
+      `Panel user ${account.pteroUserId} no longer exists; linked panel user ${relinked.pteroUserId}`,
+    detail: { gone: account.pteroUserId, linked: relinked.pteroUserId },
+    actor,
+  });
   const server = await createServer(
     deps,
     order,
-    spec,
+    { ...spec, user: relinked.pteroUserId },
     node,
-    () => buildSpec(true),
+    async () => ({ ...await buildSpec(true), user: relinked.pteroUserId }),
   );
   return { server, nodeId: node.id };
 }
@@ -422,12 +458,9 @@ async function fail(
       to: "error",
       set: {
         error_message: message,
+        // The node booking stays: the customer paid for that room, the retry uses it.
         next_attempt_at: next,
         gave_up_at: decision.retry ? null : now,
-        // The node booking is released unless a server exists for the order.
-        node_id: current?.pterodactyl_server_id == null
-          ? null
-          : current.node_id,
       },
       actor,
       reason: message,

@@ -7,7 +7,7 @@
 import { createUserVerifier, type UserVerifier } from "../_shared/auth.ts";
 import { type Env, panelEnv, supabaseEnv } from "../_shared/config.ts";
 import { type Sql } from "../_shared/db.ts";
-import { DomainError } from "../_shared/errors.ts";
+import { DomainError, HttpError } from "../_shared/errors.ts";
 import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
 import { type Logger } from "../_shared/log.ts";
 import {
@@ -47,6 +47,14 @@ export function createPanelUserHandler(deps: PanelUserDeps): Handler {
         created: account.created,
       });
     } catch (error) {
+      if (error instanceof DomainError && error.code === "user_not_found") {
+        // A validly signed token of a deleted user: the session is no longer valid.
+        throw new HttpError(
+          401,
+          "user_not_found",
+          "The signed-in user no longer exists; sign in again",
+        );
+      }
       if (!(error instanceof PanelError)) throw error;
       deps.log.error("Panel call failed", {
         user_id: user.id,

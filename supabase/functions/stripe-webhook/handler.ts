@@ -7,6 +7,7 @@
  * @module
  */
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
+import { z } from "zod";
 import { type Alert, type Alerter, createAlerter } from "../_shared/alerts.ts";
 import {
   alertEnv,
@@ -661,6 +662,102 @@ async function handOff(
   await deps.alert({ title: "Provisioning hand-off failed", message, orderId });
 }
 
+/** The envelope every usable event has; the rest is read per event type. */
+const EventEnvelope = z.object({
+  id: z.string().min(1).max(255),
+  object: z.literal("event"),
+  type: z.string().min(1).max(255),
+  api_version: z.string().nullable().optional(),
+  created: z.number().int(),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+});
+
+type JSONValue = Parameters<Tx["json"]>[0];
+
+type ParsedEvent =
+  | { ok: true; event: Stripe.Event; payload: JSONValue }
+  | { ok: false; problem: string; id?: string; type?: string };
+
+/** Whether a parsed JSON value holds a NUL character anywhere (Postgres refuses it). */
+function holdsNul(value: unknown): boolean {
+  if (typeof value === "string") return value.includes("\0");
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (value && typeof value === "object") {
+    return Object.entries(value).some(([key, item]) =>
+      key.includes("\0") || holdsNul(item)
+    );
+  }
+  return false;
+}
+
+/** Reads a signed body as an event, or says why it is not one we can use. */
+function parseEvent(body: string): ParsedEvent {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { ok: false, problem: "the body is not JSON" };
+  }
+  const envelope = EventEnvelope.safeParse(json);
+  const named = json as { id?: unknown; type?: unknown } | null;
+  const id = typeof named?.id === "string" ? named.id : undefined;
+  const type = typeof named?.type === "string" ? named.type : undefined;
+  if (!envelope.success) {
+    const problem = envelope.error.issues.map((issue) =>
+      `${issue.path.join(".") || "(event)"}: ${issue.message}`
+    ).join("; ");
+    return { ok: false, problem: `not a usable event: ${problem}`, id, type };
+  }
+  if (holdsNul(json)) {
+    return { ok: false, problem: "the event holds a NUL character", id, type };
+  }
+  return { ok: true, event: json as Stripe.Event, payload: json as JSONValue };
+}
+
+/** Text safe for Postgres: NUL characters (refused by text and jsonb) made visible. */
+function storable(text: string, max = 255): string {
+  return text.replaceAll("\0", "\uFFFD").slice(0, max);
+}
+
+/**
+ * Records a signed event we cannot use as `invalid` (once: a retry of the same body maps
+ * to the same id), alerts, and acknowledges it; nothing else is written.
+ */
+async function recordInvalid(
+  deps: WebhookDeps,
+  body: string,
+  parsed: Extract<ParsedEvent, { ok: false }>,
+): Promise<Response> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(body)),
+  );
+  const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
+  const eventId = storable(parsed.id ?? `invalid_${hex.slice(0, 32)}`);
+  const type = storable(parsed.type ?? "(unknown)");
+  const log = deps.log.child({ event_id: eventId });
+  const recorded = await deps.sql`
+    insert into public.stripe_events_log (event_id, type, outcome, error, payload,
+      processed_at)
+    values (${eventId}, ${type}, 'invalid', ${parsed.problem}, ${
+    deps.sql.json({ body: storable(body, 64_000), sha256: hex })
+  }, now())
+    on conflict (event_id) do nothing
+    returning event_id`;
+  if (recorded.length === 0) {
+    log.info("Duplicate event acknowledged");
+    return json({ received: true, duplicate: true });
+  }
+  log.warn("Signed event recorded as invalid", { problem: parsed.problem });
+  runInBackground(deps.alert({
+    title: "Unusable Stripe event",
+    message:
+      `A correctly signed Stripe event could not be used (${parsed.problem}). It was recorded as invalid and acknowledged; check it in the Stripe dashboard.`,
+    eventId,
+    fields: { event_type: type },
+  }));
+  return json({ received: true, outcome: "invalid", order_id: null });
+}
+
 /** Builds the handler. */
 export function createWebhookHandler(deps: WebhookDeps): Handler {
   return withErrorHandling(async (req) => {
@@ -673,9 +770,9 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
         "Missing Stripe-Signature header",
       );
     }
-    let event: Stripe.Event;
     try {
-      event = await deps.stripe.webhooks.constructEventAsync(
+      // Verifies the signature, then parses; only the verification is used here.
+      await deps.stripe.webhooks.constructEventAsync(
         body,
         signature,
         deps.webhookSecret,
@@ -683,9 +780,19 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
         stripeCrypto,
       );
     } catch (error) {
-      deps.log.warn("Rejected a webhook with a bad signature", { error });
-      throw new HttpError(400, "invalid_signature", "Invalid Stripe signature");
+      if (error instanceof Stripe.errors.StripeSignatureVerificationError) {
+        deps.log.warn("Rejected a webhook with a bad signature", { error });
+        throw new HttpError(
+          400,
+          "invalid_signature",
+          "Invalid Stripe signature",
+        );
+      }
+      // Signed, but not JSON: parseEvent below records it as invalid.
     }
+    const parsed = parseEvent(body);
+    if (!parsed.ok) return await recordInvalid(deps, body, parsed);
+    const event = parsed.event;
     const log = deps.log.child({ event_id: event.id, event_type: event.type });
 
     let applied: Applied | "duplicate";
@@ -695,7 +802,7 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
           insert into public.stripe_events_log (event_id, type, api_version, stripe_created_at,
             payload)
           values (${event.id}, ${event.type}, ${event.api_version}, to_timestamp(${event.created}),
-            ${tx.json(JSON.parse(body))})
+            ${tx.json(parsed.payload)})
           on conflict (event_id) do nothing
           returning event_id`;
         if (recorded.length === 0) return "duplicate" as const;

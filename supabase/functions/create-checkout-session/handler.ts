@@ -13,10 +13,11 @@ import {
 } from "../_shared/auth.ts";
 import { type Offer, resolveOffer, TERMS } from "../_shared/catalog.ts";
 import {
+  clientKey,
   type Env,
   siteEnv,
   stripeEnv,
-  supabaseEnv,
+  supabaseUserEnv,
 } from "../_shared/config.ts";
 import { setActor, type Sql } from "../_shared/db.ts";
 import { HttpError } from "../_shared/errors.ts";
@@ -266,7 +267,7 @@ export function checkoutFromEnv(
 ): WiredFunction {
   return wireFunction(
     "create-checkout-session",
-    supabaseEnv.and(stripeEnv).and(siteEnv),
+    supabaseUserEnv.and(stripeEnv).and(siteEnv),
     env,
     options,
     ({ config, sql, log }) =>
@@ -275,7 +276,7 @@ export function checkoutFromEnv(
         stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
         verifyUser: createUserVerifier(
           config.SUPABASE_URL,
-          config.SUPABASE_ANON_KEY,
+          clientKey(config),
         ),
         siteUrl: config.SITE_URL,
         log,

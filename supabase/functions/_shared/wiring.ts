@@ -40,7 +40,7 @@ export function wireFunction<S extends z.ZodType<SupabaseEnv>>(
   build: (context: { config: z.infer<S>; sql: Sql; log: Logger }) => Handler,
 ): WiredFunction {
   const config = parseEnv(schema, env);
-  const sql = connect(databaseUrl(config));
+  const sql = connect(databaseUrl(config), { applicationName: name });
   const log = createLogger({ fn: name }, {
     write: options.write,
     secrets: secretValues(config as Record<string, unknown>),

@@ -4,15 +4,55 @@
  * test file copies, runs `deno test`, and ends with the plain line CI reads:
  * `tests: N passed, N failed`, taken from deno's own summary.
  *
+ * `--edge` (`npm run test:edge`) runs `deno test` with Deno 2.1.4 instead, the version
+ * Supabase's edge runtime is built on, so an API or dependency the platform lacks fails
+ * here first.
+ *
  * @module
  */
 import { createDatabase, dropDatabase, prepareDatabase } from "./database.ts";
-import { startPostgres } from "./postgres.ts";
+import { freePort, startPostgres } from "./postgres.ts";
 
 const TEMPLATE = "gameshop_test_template";
 
+/** The Deno the hosted edge runtime is built on (npm `@deno/linux-x64-glibc`, aliased). */
+const EDGE_DENO_VERSION = "2.1.4";
+
+/** The Deno binary and flags the tests run with. */
+async function testRuntime(
+  root: string,
+  edge: boolean,
+): Promise<{ deno: string; flags: string[]; env: Record<string, string> }> {
+  if (!edge) return { deno: Deno.execPath(), flags: [], env: {} };
+  const deno = `${root}node_modules/deno-edge/deno`;
+  let version = "";
+  try {
+    const out = await new Deno.Command(deno, { args: ["--version"] }).output();
+    version = new TextDecoder().decode(out.stdout);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  if (!version.startsWith(`deno ${EDGE_DENO_VERSION} `)) {
+    throw new Error(
+      `Deno ${EDGE_DENO_VERSION} not found at ${deno}: it installs with \`npm ci\` ` +
+        "on Linux x64 only (the one platform the registry has it for); run " +
+        "`npm run test:edge` there, for example in CI",
+    );
+  }
+  return {
+    deno,
+    // Deno 2.1 cannot read deno.lock (version 5): it keeps its own lock (version 4).
+    flags: [`--lock=${root}deno.edge.lock`],
+    // Deno 2.1 fetches npm packages with its own CA list unless told to use the system's.
+    env: { DENO_TLS_CA_STORE: "system" },
+  };
+}
+
 async function main(): Promise<number> {
   const root = new URL("../", import.meta.url).pathname;
+  const edge = Deno.args.includes("--edge");
+  const testArgs = Deno.args.filter((arg) => arg !== "--edge");
+  const runtime = await testRuntime(root, edge);
   let serverUrl = Deno.env.get("DATABASE_URL");
   let stop = async () => {};
   let tmp: string | undefined;
@@ -21,7 +61,7 @@ async function main(): Promise<number> {
     await Deno.chmod(tmp, 0o755);
     const pg = await startPostgres({
       dataDir: `${tmp}/data`,
-      port: 54399 + (Deno.pid % 500),
+      port: freePort(),
     });
     serverUrl = pg.url;
     stop = () => pg.stop();
@@ -29,13 +69,21 @@ async function main(): Promise<number> {
   try {
     const templateUrl = await createDatabase(serverUrl, TEMPLATE);
     await prepareDatabase(templateUrl);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["test", "-A", "--no-check=remote", "--parallel", ...Deno.args],
+    const child = new Deno.Command(runtime.deno, {
+      args: [
+        "test",
+        "-A",
+        "--no-check=remote",
+        "--parallel",
+        ...runtime.flags,
+        ...testArgs,
+      ],
       cwd: root,
       env: {
         TEST_DATABASE_URL: serverUrl,
         TEST_TEMPLATE_DATABASE: TEMPLATE,
         NO_COLOR: "1",
+        ...runtime.env,
       },
       stdout: "piped",
       stderr: "inherit",

@@ -31,8 +31,46 @@ export const DEFAULT_PORTS = {
   panel: 54331,
 };
 
+/**
+ * Which API keys the functions get, like a project that has only the new keys
+ * (`sb_publishable_…` / `sb_secret_…`), only the legacy JWT keys, or both.
+ */
+export type KeyMode = "new" | "legacy" | "both";
+
+/** Every key mode. */
+export const KEY_MODES: readonly KeyMode[] = ["new", "legacy", "both"];
+
+/** The platform's API key variables for `mode`. */
+export function apiKeyEnv(keys: LocalKeys, mode: KeyMode): Env {
+  const fresh = mode !== "legacy";
+  const legacy = mode !== "new";
+  return {
+    SUPABASE_ANON_KEY: legacy ? keys.anonKey : undefined,
+    SUPABASE_SERVICE_ROLE_KEY: legacy ? keys.serviceRoleKey : undefined,
+    SUPABASE_PUBLISHABLE_KEYS: fresh
+      ? JSON.stringify({ default: keys.publishableKey })
+      : undefined,
+    SUPABASE_SECRET_KEYS: fresh
+      ? JSON.stringify({ default: keys.secretKey })
+      : undefined,
+  };
+}
+
+/** Reads the key mode from SUPABASE_KEYS (`new`, `legacy` or `both`; default both). */
+export function keyModeFromEnv(value: string | undefined): KeyMode {
+  if (value === undefined || value === "") return "both";
+  if ((KEY_MODES as readonly string[]).includes(value)) {
+    return value as KeyMode;
+  }
+  throw new Error(
+    `SUPABASE_KEYS must be one of ${KEY_MODES.join(", ")}: got "${value}"`,
+  );
+}
+
 /** How to start the stack. */
 export interface StackOptions {
+  /** Which API keys the functions see (default both). */
+  keyMode?: KeyMode;
   /** Folder for local state (keys, Postgres data, sandbox state); default `.local`. */
   stateDir?: string;
   /** Use this database instead of starting embedded Postgres. */
@@ -53,6 +91,7 @@ export interface StackOptions {
 
 /** A running stack. */
 export interface Stack {
+  keyMode: KeyMode;
   /** The variables the functions see (also written to `.env.local` by `npm start`). */
   env: Env;
   keys: LocalKeys;
@@ -73,6 +112,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const stateDir = options.stateDir ??
     new URL("../.local", import.meta.url).pathname;
   const ports = { ...DEFAULT_PORTS, ...options.ports };
+  const keyMode = options.keyMode ?? "both";
   // Sandboxes keep state across restarts unless this is a throwaway test stack.
   const persistent = options.stateDir !== undefined || !options.ephemeralKeys;
   const stops: (() => Promise<void>)[] = [];
@@ -131,12 +171,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         env = {
           SUPABASE_URL: url,
           SUPABASE_DB_URL: dbUrl,
-          SUPABASE_ANON_KEY: keys.anonKey,
-          SUPABASE_SERVICE_ROLE_KEY: keys.serviceRoleKey,
-          SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({
-            default: keys.publishableKey,
-          }),
-          SUPABASE_SECRET_KEYS: JSON.stringify({ default: keys.secretKey }),
+          ...apiKeyEnv(keys, keyMode),
           SUPABASE_JWKS: JSON.stringify({ keys: [keys.publicJwk] }),
           STRIPE_SECRET_KEY: keys.stripeSecretKey,
           STRIPE_WEBHOOK_SECRET: keys.stripeWebhookSecret,
@@ -154,6 +189,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     stripe.setWebhookUrl(`${gateway.url}/functions/v1/stripe-webhook`);
 
     return {
+      keyMode,
       env,
       keys,
       databaseUrl: dbUrl,
@@ -246,6 +282,7 @@ async function main(): Promise<void> {
   );
   const { SWEEP_INTERVAL_SECONDS } = parseEnv(lifecycleEnv, lifecycle);
   const stack = await startStack({
+    keyMode: keyModeFromEnv(Deno.env.get("SUPABASE_KEYS")),
     databaseUrl: Deno.env.get("DATABASE_URL"),
     log,
     env: lifecycle,
@@ -279,6 +316,13 @@ Game-server shop backend is running (ready in ${seconds} s)
   Stripe      ${stack.stripe.url}  (sandbox; control calls under /_sandbox)
   Panel       ${stack.panel.url}  (Pterodactyl sandbox; state at /_sandbox/state)
   Migrations  ${stack.applied.length} applied now
+  API keys    ${
+    {
+      new: "new only (SUPABASE_PUBLISHABLE_KEYS, SUPABASE_SECRET_KEYS)",
+      legacy: "legacy only (SUPABASE_ANON_KEY, SUPABASE_SERVICE_ROLE_KEY)",
+      both: "new and legacy",
+    }[stack.keyMode]
+  }; SUPABASE_KEYS=new|legacy|both picks
   Env         .env.local (SUPABASE_URL, keys, STRIPE_*, ...)
 
   Sweep       sync-server-status every ${SWEEP_INTERVAL_SECONDS} s (SWEEP_INTERVAL_SECONDS)

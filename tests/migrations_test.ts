@@ -48,6 +48,26 @@ Deno.test("migrations apply on a new database, once each, with the seed", async 
     );
 
     await t.step(
+      "a new public table gets no grants for the API roles, as on hosted Supabase",
+      async () => {
+        await sql`create table public.t_grants_probe (id int)`;
+        await sql`create sequence public.t_grants_probe_seq`;
+        try {
+          const [row] = await sql`select
+            bool_or(has_table_privilege(r, 'public.t_grants_probe',
+              'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')) as tables,
+            bool_or(has_sequence_privilege(r, 'public.t_grants_probe_seq',
+              'USAGE, SELECT, UPDATE')) as sequences
+            from unnest(array['anon', 'authenticated', 'service_role']) as r`;
+          assert.deepEqual({ ...row }, { tables: false, sequences: false });
+        } finally {
+          await sql`drop table public.t_grants_probe`;
+          await sql`drop sequence public.t_grants_probe_seq`;
+        }
+      },
+    );
+
+    await t.step(
       "every public table has row level security enabled",
       async () => {
         const rows =
@@ -81,6 +101,9 @@ Deno.test("migrations contain nothing local-only", async () => {
         /create\s+role/i,
         /create\s+schema\s+(if not exists\s+)?auth/i,
         /auth\.users\s*\(/i,
+        // Hosted default privileges belong to the platform; grants are per object.
+        /alter\s+default\s+privileges/i,
+        /grant\s+[^;]*\bon\s+all\s+(tables|sequences|functions)\b/i,
       ]
     ) {
       assert.ok(

@@ -70,11 +70,14 @@ $$;
 
 grant execute on function auth.uid(), auth.role(), auth.jwt() to anon, authenticated, service_role;
 
--- Supabase grants the API roles everything in public and relies on RLS to restrict it.
+-- The API roles may use the schema; what they may do with each object is granted by the
+-- migrations. Like hosted Supabase since 2026-10-30, new tables and sequences in public
+-- get no grants for them: the revokes also clear the grant-everything defaults that
+-- earlier versions of this file set on existing local databases.
 grant usage on schema public to anon, authenticated, service_role;
-alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
-alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
-alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+alter default privileges in schema public revoke all on tables from anon, authenticated, service_role;
+alter default privileges in schema public revoke all on sequences from anon, authenticated, service_role;
+alter default privileges in schema public revoke all on functions from anon, authenticated, service_role;
 
 create schema if not exists supabase_migrations;
 create table if not exists supabase_migrations.schema_migrations (

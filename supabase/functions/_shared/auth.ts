@@ -8,6 +8,7 @@
  */
 import { createClient } from "@supabase/supabase-js";
 import { z } from "zod";
+import type { SupabaseEnv } from "./config.ts";
 import { HttpError } from "./errors.ts";
 
 /** A signed-in customer. */
@@ -32,12 +33,15 @@ export function bearerToken(req: Request): string | null {
   return match ? match[1] : null;
 }
 
-/** A verifier for user access tokens issued by the project at `supabaseUrl`. */
+/**
+ * A verifier for user access tokens issued by the project at `supabaseUrl`;
+ * `clientKey` is its publishable key or legacy anon key.
+ */
 export function createUserVerifier(
   supabaseUrl: string,
-  anonKey: string,
+  clientKey: string,
 ): UserVerifier {
-  const supabase = createClient(supabaseUrl, anonKey, {
+  const supabase = createClient(supabaseUrl, clientKey, {
     auth: {
       persistSession: false,
       autoRefreshToken: false,
@@ -49,14 +53,18 @@ export function createUserVerifier(
     if (!token) {
       throw new HttpError(401, "unauthorized", "Missing bearer token");
     }
-    const { data, error } = await supabase.auth.getClaims(token);
-    if (error || !data) {
+    // With verify_jwt = false this is the only check. getClaims throws (rather than
+    // answering an error) on some malformed tokens, e.g. `alg: none` or a header that
+    // is not JSON: those are bad credentials too, never a 500.
+    const verified = await supabase.auth.getClaims(token).catch(() => null);
+    if (!verified || verified.error || !verified.data) {
       throw new HttpError(
         401,
         "unauthorized",
         "Invalid or expired access token",
       );
     }
+    const { data } = verified;
     const claims = UserClaims.safeParse(data.claims);
     if (!claims.success) {
       throw new HttpError(
@@ -79,10 +87,20 @@ function sameSecret(a: string, b: string): boolean {
   return diff === 0;
 }
 
-/** Which credentials prove a service caller. */
+/** Which credentials prove a service caller (whichever the project has). */
 export interface ServiceCredentials {
-  serviceRoleKey: string;
+  /** The legacy service-role JWT, accepted as a bearer token. */
+  serviceRoleKey?: string;
+  /** Secret keys (`sb_secret_…`), accepted in `apikey` or as a bearer token. */
   secretKeys?: string[];
+}
+
+/** The service credentials configured in the platform's variables. */
+export function serviceCredentials(env: SupabaseEnv): ServiceCredentials {
+  return {
+    serviceRoleKey: env.SUPABASE_SERVICE_ROLE_KEY,
+    secretKeys: env.SUPABASE_SECRET_KEYS,
+  };
 }
 
 /** Whether the request carries service credentials. */
@@ -93,7 +111,8 @@ export function isServiceRequest(
   const token = bearerToken(req);
   const apikey = req.headers.get("apikey");
   const secrets = credentials.secretKeys ?? [];
-  return (token !== null && sameSecret(token, credentials.serviceRoleKey)) ||
+  const role = credentials.serviceRoleKey;
+  return (token !== null && role !== undefined && sameSecret(token, role)) ||
     (token !== null && secrets.some((key) => sameSecret(token, key))) ||
     (apikey !== null && secrets.some((key) => sameSecret(apikey, key)));
 }

@@ -1,8 +1,10 @@
 /**
  * Direct Postgres access from a function, as Supabase recommends:
- * `postgres(SUPABASE_DB_URL, { prepare: false })`, which also works through the
- * transaction pooler. Only transaction-scoped features are used (set_config(…, true),
- * row locks, pg_advisory_xact_lock).
+ * `postgres(SUPABASE_DB_URL, { prepare: false })`, or the transaction pooler's URL
+ * (DB_POOLER_URL, port 6543) when configured. Only transaction-scoped features are
+ * used (set_config(…, true), row locks, pg_advisory_xact_lock): no session SET, no
+ * LISTEN, no session advisory locks, no prepared statements, so any pooled server
+ * connection can serve each transaction.
  *
  * @module
  */
@@ -13,13 +15,26 @@ export type Sql = postgres.Sql;
 /** A transaction's SQL client. */
 export type Tx = postgres.TransactionSql;
 
-/** Connects to the database named by `url`. */
-export function connect(url: string, options: { max?: number } = {}): Sql {
+/**
+ * Connections one function instance opens at most. A burst beyond that waits for a
+ * free connection instead of opening more; idle ones close after 20 s.
+ */
+export const POOL_MAX = 5;
+
+/**
+ * Connects to the database named by `url`; `applicationName` names the connections in
+ * pg_stat_activity (the function's name).
+ */
+export function connect(
+  url: string,
+  options: { max?: number; applicationName?: string } = {},
+): Sql {
   return postgres(url, {
     prepare: false,
-    max: options.max ?? 5,
+    max: options.max ?? POOL_MAX,
     idle_timeout: 20,
     connect_timeout: 10,
+    connection: { application_name: options.applicationName ?? "gameshop" },
     onnotice: () => {},
     transform: { undefined: null },
   });

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { corsHeaders as supabaseCorsHeaders } from "@supabase/supabase-js/cors";
 import type { z } from "zod";
 import { DomainError, type DomainErrorKind, HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -12,11 +13,17 @@ import type { Logger } from "./log.ts";
 /** A Web-standard request handler. */
 export type Handler = (req: Request) => Promise<Response>;
 
-/** CORS headers for the storefront (supabase-js sends these request headers). */
+/**
+ * CORS headers for the storefront: every request header supabase-js sends, from the
+ * list the SDK itself exports (kept in step with it: apikey, x-client-info,
+ * x-retry-count, trace headers…), plus x-region, which `functions.invoke` sends when
+ * the caller picks a region.
+ */
 export const corsHeaders: Record<string, string> = {
   "Access-Control-Allow-Origin": "*",
-  "Access-Control-Allow-Headers":
-    "authorization, x-client-info, apikey, content-type, x-region, x-supabase-api-version",
+  "Access-Control-Allow-Headers": `${
+    supabaseCorsHeaders["Access-Control-Allow-Headers"]
+  }, x-region`,
   "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
   "Access-Control-Max-Age": "86400",
 };

@@ -19,7 +19,8 @@ export interface Logger {
   child(fields: LogFields): Logger;
 }
 
-type Level = "debug" | "info" | "warn" | "error";
+/** A log level. */
+export type Level = "debug" | "info" | "warn" | "error";
 
 const SECRET_KEY =
   /(secret|password|token|authorization|api_?key|apikey|signature)/i;
@@ -51,15 +52,29 @@ function redact(value: unknown, secrets: string[], depth = 0): unknown {
   );
 }
 
+/** Where a line of each level goes by default. */
+export type LevelWriter = (line: string, level: Level) => void;
+
 /**
- * Creates a logger writing JSON lines to `write` (default `console.log`).
- * `secrets` are values that must never be printed, whatever key holds them.
+ * The platform's writer: the Supabase log explorer takes a line's level from the
+ * console method, so errors go to console.error and warnings to console.warn.
+ */
+export const consoleWriter: LevelWriter = (line, level) => {
+  if (level === "error") console.error(line);
+  else if (level === "warn") console.warn(line);
+  else console.log(line);
+};
+
+/**
+ * Creates a logger writing JSON lines to `write` (default: the console method of the
+ * line's level). `secrets` are values that must never be printed, whatever key holds
+ * them.
  */
 export function createLogger(
   base: LogFields = {},
-  options: { write?: (line: string) => void; secrets?: string[] } = {},
+  options: { write?: LevelWriter; secrets?: string[] } = {},
 ): Logger {
-  const write = options.write ?? ((line: string) => console.log(line));
+  const write = options.write ?? consoleWriter;
   const secrets = (options.secrets ?? []).filter((secret) =>
     secret.length >= 8
   );
@@ -71,7 +86,7 @@ export function createLogger(
       ...base,
       ...fields,
     }, secrets);
-    write(JSON.stringify(line));
+    write(JSON.stringify(line), level);
   };
   return {
     debug: (msg, fields) => emit("debug", msg, fields),

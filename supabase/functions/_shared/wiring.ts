@@ -6,7 +6,7 @@
  * @module
  */
 import type { z } from "zod";
-import { type Env, parseEnv } from "./config.ts";
+import { databaseUrl, type Env, parseEnv, type SupabaseEnv } from "./config.ts";
 import { connect, type Sql } from "./db.ts";
 import type { Handler } from "./http.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -22,7 +22,7 @@ export interface WiringOptions {
   write?: (line: string) => void;
 }
 
-const SECRET_NAME = /KEY|SECRET|DB_URL/;
+const SECRET_NAME = /KEY|SECRET|DB_URL|POOLER_URL/;
 
 function secretValues(config: Record<string, unknown>): string[] {
   return Object.entries(config)
@@ -32,7 +32,7 @@ function secretValues(config: Record<string, unknown>): string[] {
 }
 
 /** Parses `env` with `schema`, connects, and builds the function `name`'s handler. */
-export function wireFunction<S extends z.ZodType<{ SUPABASE_DB_URL: string }>>(
+export function wireFunction<S extends z.ZodType<SupabaseEnv>>(
   name: string,
   schema: S,
   env: Env,
@@ -40,7 +40,7 @@ export function wireFunction<S extends z.ZodType<{ SUPABASE_DB_URL: string }>>(
   build: (context: { config: z.infer<S>; sql: Sql; log: Logger }) => Handler,
 ): WiredFunction {
   const config = parseEnv(schema, env);
-  const sql = connect(config.SUPABASE_DB_URL);
+  const sql = connect(databaseUrl(config), { applicationName: name });
   const log = createLogger({ fn: name }, {
     write: options.write,
     secrets: secretValues(config as Record<string, unknown>),

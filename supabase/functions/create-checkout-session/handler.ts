@@ -18,10 +18,11 @@ import {
   TERMS,
 } from "../_shared/catalog.ts";
 import {
+  clientKey,
   type Env,
   siteEnv,
   stripeEnv,
-  supabaseEnv,
+  supabaseUserEnv,
 } from "../_shared/config.ts";
 import type { Sql, Tx } from "../_shared/db.ts";
 import {
@@ -460,7 +461,7 @@ export function checkoutFromEnv(
 ): WiredFunction {
   return wireFunction(
     "create-checkout-session",
-    supabaseEnv.and(stripeEnv).and(siteEnv).and(checkoutEnv),
+    supabaseUserEnv.and(stripeEnv).and(siteEnv).and(checkoutEnv),
     env,
     options,
     ({ config, sql, log }) =>
@@ -469,7 +470,7 @@ export function checkoutFromEnv(
         stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
         verifyUser: createUserVerifier(
           config.SUPABASE_URL,
-          config.SUPABASE_ANON_KEY,
+          clientKey(config),
         ),
         siteUrl: config.SITE_URL,
         maxOpenCheckouts: config.MAX_OPEN_CHECKOUTS,

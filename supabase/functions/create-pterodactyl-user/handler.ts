@@ -5,7 +5,12 @@
  * @module
  */
 import { createUserVerifier, type UserVerifier } from "../_shared/auth.ts";
-import { type Env, panelEnv, supabaseEnv } from "../_shared/config.ts";
+import {
+  clientKey,
+  type Env,
+  panelEnv,
+  supabaseUserEnv,
+} from "../_shared/config.ts";
 import { type Sql } from "../_shared/db.ts";
 import { DomainError, HttpError } from "../_shared/errors.ts";
 import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
@@ -76,7 +81,7 @@ export function panelUserFromEnv(
 ): WiredFunction {
   return wireFunction(
     "create-pterodactyl-user",
-    supabaseEnv.and(panelEnv),
+    supabaseUserEnv.and(panelEnv),
     env,
     options,
     ({ config, sql, log }) =>
@@ -85,7 +90,7 @@ export function panelUserFromEnv(
         panel: panelFromConfig(config),
         verifyUser: createUserVerifier(
           config.SUPABASE_URL,
-          config.SUPABASE_ANON_KEY,
+          clientKey(config),
         ),
         log,
       }),

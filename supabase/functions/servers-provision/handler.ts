@@ -5,13 +5,17 @@
  * @module
  */
 import { z } from "zod";
-import { requireService, type ServiceCredentials } from "../_shared/auth.ts";
+import {
+  requireService,
+  type ServiceCredentials,
+  serviceCredentials,
+} from "../_shared/auth.ts";
 import { createAlerter } from "../_shared/alerts.ts";
 import {
   alertEnv,
   type Env,
   panelEnv,
-  supabaseEnv,
+  supabaseServiceEnv,
 } from "../_shared/config.ts";
 import {
   type Handler,
@@ -49,7 +53,7 @@ export function provisionFromEnv(
 ): WiredFunction {
   return wireFunction(
     "servers-provision",
-    supabaseEnv.and(panelEnv).and(alertEnv),
+    supabaseServiceEnv.and(panelEnv).and(alertEnv),
     env,
     options,
     ({ config, sql, log }) =>
@@ -62,10 +66,7 @@ export function provisionFromEnv(
           webhookUrl: config.ALERT_WEBHOOK_URL,
         }),
         log,
-        credentials: {
-          serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY,
-          secretKeys: config.SUPABASE_SECRET_KEYS,
-        },
+        credentials: serviceCredentials(config),
       }),
   );
 }

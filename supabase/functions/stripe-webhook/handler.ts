@@ -12,8 +12,9 @@ import { type Alert, type Alerter, createAlerter } from "../_shared/alerts.ts";
 import {
   alertEnv,
   type Env,
+  serviceKey,
   stripeEnv,
-  supabaseEnv,
+  supabaseServiceEnv,
   webhookEnv,
 } from "../_shared/config.ts";
 import { lifecycleEnv } from "../_shared/lifecycle_config.ts";
@@ -860,7 +861,7 @@ export function webhookFromEnv(
 ): WiredFunction {
   return wireFunction(
     "stripe-webhook",
-    supabaseEnv.and(stripeEnv).and(webhookEnv).and(alertEnv).and(
+    supabaseServiceEnv.and(stripeEnv).and(webhookEnv).and(alertEnv).and(
       webhookLifecycleEnv,
     ),
     env,
@@ -870,13 +871,11 @@ export function webhookFromEnv(
         sql,
         stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
         webhookSecret: config.STRIPE_WEBHOOK_SECRET,
-        service: createClient(
-          config.SUPABASE_URL,
-          config.SUPABASE_SERVICE_ROLE_KEY,
-          {
-            auth: { persistSession: false, autoRefreshToken: false },
-          },
-        ),
+        // A secret key goes out as `apikey` only (supabase-js never sends it as a
+        // bearer token); the legacy service-role JWT as both.
+        service: createClient(config.SUPABASE_URL, serviceKey(config), {
+          auth: { persistSession: false, autoRefreshToken: false },
+        }),
         alert: createAlerter({
           sql,
           log,

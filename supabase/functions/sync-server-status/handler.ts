@@ -13,13 +13,15 @@ import {
   createUserVerifier,
   isServiceRequest,
   type ServiceCredentials,
+  serviceCredentials,
   type UserVerifier,
 } from "../_shared/auth.ts";
 import {
   alertEnv,
+  clientKey,
   type Env,
   panelEnv,
-  supabaseEnv,
+  supabaseServiceEnv,
 } from "../_shared/config.ts";
 import {
   applyObservation,
@@ -296,7 +298,7 @@ export function syncFromEnv(
 ): WiredFunction {
   return wireFunction(
     "sync-server-status",
-    supabaseEnv.and(panelEnv).and(alertEnv).and(lifecycleEnv),
+    supabaseServiceEnv.and(panelEnv).and(alertEnv).and(lifecycleEnv),
     env,
     options,
     ({ config, sql, log }) =>
@@ -312,14 +314,8 @@ export function syncFromEnv(
           webhookUrl: config.ALERT_WEBHOOK_URL,
         }),
         log,
-        verifyUser: createUserVerifier(
-          config.SUPABASE_URL,
-          config.SUPABASE_ANON_KEY,
-        ),
-        credentials: {
-          serviceRoleKey: config.SUPABASE_SERVICE_ROLE_KEY,
-          secretKeys: config.SUPABASE_SECRET_KEYS,
-        },
+        verifyUser: createUserVerifier(config.SUPABASE_URL, clientKey(config)),
+        credentials: serviceCredentials(config),
         lifecycle: config,
       }),
   );

@@ -1,0 +1,109 @@
+import assert from "node:assert/strict";
+import { exportJWK, generateKeyPair, importJWK, SignJWT } from "jose";
+import { FUNCTIONS, readVerifyJwt } from "../local/functions.ts";
+import { userAccessToken } from "../local/keys.ts";
+import { startTestStack } from "./_stack.ts";
+
+const USER_FUNCTIONS = ["create-checkout-session", "create-pterodactyl-user"];
+
+function base64url(value: unknown): string {
+  return btoa(typeof value === "string" ? value : JSON.stringify(value))
+    .replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+}
+
+Deno.test("config.toml turns the gateway's JWT check off for every function", async () => {
+  const settings = await readVerifyJwt();
+  for (const name of Object.keys(FUNCTIONS)) {
+    assert.equal(settings.get(name), false, name);
+  }
+});
+
+Deno.test("a bad token sent straight to a user function gets the function's own 401", async (t) => {
+  const stack = await startTestStack();
+  try {
+    const user = await stack.user();
+    const kid = String(stack.keys.privateJwk.kid);
+    const now = Math.floor(Date.now() / 1000);
+    const claims = {
+      iss: `${stack.gateway.url}/auth/v1`,
+      aud: "authenticated",
+      sub: user.id,
+      email: user.email,
+      role: "authenticated",
+      iat: now,
+      exp: now + 3600,
+    };
+    const other = await generateKeyPair("ES256", { extractable: true });
+    const [header, , signature] = user.token.split(".");
+    const tokens: Record<string, string> = {
+      expired: await userAccessToken(stack.keys, {
+        supabaseUrl: stack.gateway.url,
+        userId: user.id,
+        email: user.email,
+        ttlSeconds: -60,
+      }),
+      "signed by another key under the project's kid": await new SignJWT(
+        claims,
+      )
+        .setProtectedHeader({ alg: "ES256", typ: "JWT", kid })
+        .sign(other.privateKey),
+      "claims edited after signing": `${header}.${
+        base64url({ ...claims, sub: crypto.randomUUID() })
+      }.${signature}`,
+      "alg none under the project's kid": `${
+        base64url({ alg: "none", typ: "JWT", kid })
+      }.${base64url(claims)}.`,
+      "alg none without a kid": `${base64url({ alg: "none", typ: "JWT" })}.${
+        base64url(claims)
+      }.`,
+      "HS256 signed with the anon key": await new SignJWT(claims)
+        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+        .sign(new TextEncoder().encode(stack.keys.anonKey)),
+      "RS256 header over an EC key": `${
+        base64url({ alg: "RS256", typ: "JWT", kid })
+      }.${base64url(claims)}.${signature}`,
+      "a header that is not JSON": `${base64url("not json")}.${
+        base64url(claims)
+      }.${signature}`,
+      "the public key as a token": base64url(
+        await exportJWK(await importJWK(stack.keys.publicJwk, "ES256")),
+      ),
+    };
+    const [{ before }] = await stack.sql`
+      select (select count(*) from public.orders)::int
+        + (select count(*) from public.external_accounts)::int as before`;
+    for (const name of USER_FUNCTIONS) {
+      for (const [label, token] of Object.entries(tokens)) {
+        await t.step(`${name}: ${label}`, async () => {
+          const res = await fetch(`${stack.gateway.url}/functions/v1/${name}`, {
+            method: "POST",
+            headers: {
+              Authorization: `Bearer ${token}`,
+              apikey: stack.keys.publishableKey,
+              "Content-Type": "application/json",
+            },
+            body: JSON.stringify({
+              plan_id: "mc-java-4gb",
+              term: "monthly",
+              region: "eu-west",
+              server_name: "Forged",
+            }),
+          });
+          assert.equal(res.status, 401);
+          assert.match(res.headers.get("Content-Type") ?? "", /json/);
+          // The function's own error shape: the gateway no longer answers for it.
+          const body = await res.json();
+          assert.equal(body.error?.code, "unauthorized", JSON.stringify(body));
+        });
+      }
+    }
+    await t.step("nothing was written", async () => {
+      const [{ after }] = await stack.sql`
+        select (select count(*) from public.orders)::int
+          + (select count(*) from public.external_accounts)::int as after`;
+      assert.equal(after, before);
+    });
+  } finally {
+    await stack.close();
+  }
+});

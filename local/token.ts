@@ -32,7 +32,8 @@ export async function ensureUser(
   }
 }
 
-function readDotenv(text: string): Record<string, string> {
+/** Parses `.env.local` (KEY=value lines, values optionally single-quoted). */
+export function readDotenv(text: string): Record<string, string> {
   const entries = text.split("\n")
     .map((line) => /^([A-Z0-9_]+)=(.*)$/.exec(line.trim()))
     .filter((match): match is RegExpExecArray => match !== null)

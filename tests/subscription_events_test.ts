@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
 import type Stripe from "stripe";
-import { signPayload } from "../local/stripe-sandbox/mod.ts";
 import { sandboxClient } from "../local/stripe-sandbox/testing.ts";
-import { order, purchase, startAlertReceiver } from "./_purchase.ts";
+import { order, postEvent, purchase, startAlertReceiver } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 
 const GRACE_SECONDS = 3 * 86400;
@@ -50,25 +49,13 @@ async function subscribed(
   };
 }
 
-/** Posts a signed event to stripe-webhook as Stripe would deliver it. */
-async function postEvent(
+/** Posts a signed event as Stripe would deliver it; answers the 200 body. */
+async function deliver(
   stack: TestStack,
   event: Record<string, unknown>,
 ): Promise<Record<string, unknown>> {
-  const payload = JSON.stringify(event);
-  const res = await fetch(`${stack.gateway.url}/functions/v1/stripe-webhook`, {
-    method: "POST",
-    headers: {
-      "Content-Type": "application/json",
-      "Stripe-Signature": await signPayload(
-        stack.keys.stripeWebhookSecret,
-        payload,
-      ),
-    },
-    body: payload,
-  });
-  const body = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(body));
+  const { status, body } = await postEvent(stack, event);
+  assert.equal(status, 200, JSON.stringify(body));
   await stack.idle();
   return body;
 }
@@ -85,7 +72,7 @@ async function resend(
   const [row] = await stack.sql`select payload from public.stripe_events_log
     where event_id = ${eventId}`;
   assert.ok(row, `event ${eventId} was delivered`);
-  return await postEvent(stack, {
+  return await deliver(stack, {
     ...row.payload,
     id: `evt_late_${crypto.randomUUID().replaceAll("-", "")}`,
   });
@@ -401,7 +388,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
     await t.step(
       "events of unknown subscriptions are ignored; metadata naming another order's subscription is a mismatch",
       async () => {
-        const unknown = await postEvent(stack, {
+        const unknown = await deliver(stack, {
           id: "evt_unknown_sub",
           object: "event",
           type: "customer.subscription.updated",
@@ -419,7 +406,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
 
         const { orderId } = await subscribed(stack, "Other");
         const alertsBefore = receiver.alerts.length;
-        const foreign = await postEvent(stack, {
+        const foreign = await deliver(stack, {
           id: "evt_foreign_sub",
           object: "event",
           type: "customer.subscription.deleted",

@@ -56,6 +56,8 @@ async function main(): Promise<void> {
     ports: { gateway: 0, stripe: 0, panel: 0 },
     log: createLogger({}, { write: () => {} }),
     functionLog: () => {},
+    // One customer opens every checkout here; the shop's default allows 5 at once.
+    env: { MAX_OPEN_CHECKOUTS: String(CHECKOUTS + 10) },
   });
   const sql = postgres(dbUrl, { max: 2, onnotice: () => {} });
   try {
@@ -88,24 +90,31 @@ async function main(): Promise<void> {
     };
     await checkout(-1); // warm-up: connections, JWKS
 
+    const sandbox = async (sessionId: string, outcome: string) => {
+      const res = await fetch(
+        `${stack.stripe.url}/_sandbox/checkout/sessions/${sessionId}/complete`,
+        { method: "POST", body: JSON.stringify({ outcome }) },
+      );
+      await res.body?.cancel();
+      await stack.idle();
+    };
     const checkoutMs: number[] = [];
     const sessions: { order_id: string; session_id: string }[] = [];
     for (let i = 0; i < CHECKOUTS; i++) {
       const started = performance.now();
-      sessions.push(await checkout(i));
+      const opened = await checkout(i);
       checkoutMs.push(performance.now() - started);
+      // Each open checkout holds its room: keep only as many as will be paid.
+      if (i < CHECKOUTS - PURCHASES) {
+        await sandbox(opened.session_id, "expired");
+      } else sessions.push(opened);
     }
     report("create-checkout-session", checkoutMs);
 
     const purchaseMs: number[] = [];
-    for (const session of sessions.slice(0, PURCHASES)) {
+    for (const session of sessions) {
       const started = performance.now();
-      const res = await fetch(
-        `${stack.stripe.url}/_sandbox/checkout/sessions/${session.session_id}/complete`,
-        { method: "POST", body: "{}" },
-      );
-      await res.body?.cancel();
-      await stack.idle();
+      await sandbox(session.session_id, "paid");
       const [row] =
         await sql`select status from public.orders where id = ${session.order_id}`;
       if (row.status !== "installing") {

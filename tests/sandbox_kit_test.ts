@@ -155,6 +155,27 @@ Deno.test("sandbox kit state file", async (t) => {
       assert.deepEqual(names, ["state.json"]);
     });
 
+    await t.step(
+      "a snapshot function is called once per write, with the latest state",
+      async () => {
+        const file = createStateFile<{ n: number }>(path, { debounceMs: 5 });
+        const state = { n: 0 };
+        let calls = 0;
+        const snapshot = () => {
+          calls++;
+          return { ...state };
+        };
+        const saves = [1, 2, 3].map((n) => {
+          state.n = n;
+          return file.save(snapshot);
+        });
+        state.n = 7; // changed before the write: the write has it
+        await Promise.all(saves);
+        assert.equal(calls, 1);
+        assert.deepEqual(await file.load(), { n: 7 });
+      },
+    );
+
     await t.step("load checks the content", async () => {
       await Deno.writeTextFile(path, '{"n":"x"}');
       const file = createStateFile(path, {

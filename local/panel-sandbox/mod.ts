@@ -310,8 +310,9 @@ export async function startPanelSandbox(
     };
   }
 
-  function persist(): void {
-    stateFile?.save(snapshot()).catch((error) => {
+  /** Saves in the background; `now` takes the snapshot at once (before a close). */
+  function persist(now = false): void {
+    stateFile?.save(now ? snapshot() : snapshot).catch((error) => {
       console.error(JSON.stringify({
         level: "error",
         msg: "Panel sandbox could not save its state",
@@ -488,7 +489,7 @@ export async function startPanelSandbox(
       closing.abort();
       await server.shutdown();
       // Saved before the timers stop, so pending installs go on after a restart.
-      persist();
+      persist(true);
       for (const install of installs.values()) clearTimeout(install.timer);
       installs.clear();
       await stateFile?.flush();

@@ -10,10 +10,12 @@ export interface StateFile<T> {
   /** The saved state, or undefined when there is no file yet. */
   load(): Promise<T | undefined>;
   /**
-   * Saves a snapshot of `state` soon: saves close together are coalesced, and writes
-   * never overlap. The promise settles once a write that includes this state is done.
+   * Saves `state` soon: saves close together are coalesced into one write of the
+   * latest, and writes never overlap. A value is serialised now (later changes to it
+   * are not in this save); a function is called when the write happens, so a burst of
+   * changes is serialised once. The promise settles once that write is done.
    */
-  save(state: T): Promise<void>;
+  save(state: T | (() => T)): Promise<void>;
   /** Waits until every save requested so far is on disk. */
   flush(): Promise<void>;
 }
@@ -35,7 +37,7 @@ export function createStateFile<T>(
   options: StateFileOptions<T> = {},
 ): StateFile<T> {
   const debounceMs = options.debounceMs ?? 50;
-  let pending: { text: string } | undefined;
+  let pending: { text: string } | { snapshot: () => T } | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let writing: Promise<void> = Promise.resolve();
   let waiters: { resolve(): void; reject(error: unknown): void }[] = [];
@@ -61,8 +63,11 @@ export function createStateFile<T>(
     pending = undefined;
     waiters = [];
     if (next === undefined) return;
+    const text = "text" in next
+      ? next.text
+      : JSON.stringify(next.snapshot(), null, 2);
     // Writes are chained so an older snapshot never lands after a newer one.
-    writing = writing.then(() => write(next.text)).then(
+    writing = writing.then(() => write(text)).then(
       () => settled.forEach((w) => w.resolve()),
       (error) => settled.forEach((w) => w.reject(error)),
     );
@@ -86,8 +91,9 @@ export function createStateFile<T>(
       return options.parse ? options.parse(value) : value as T;
     },
     save(state) {
-      // Serialised now, so later changes to `state` do not leak into this save.
-      pending = { text: JSON.stringify(state, null, 2) };
+      pending = typeof state === "function"
+        ? { snapshot: state as () => T }
+        : { text: JSON.stringify(state, null, 2) };
       const done = new Promise<void>((resolve, reject) => {
         waiters.push({ resolve, reject });
       });

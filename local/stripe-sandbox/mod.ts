@@ -126,18 +126,17 @@ export async function startStripeSandbox(
   if (saved !== undefined) restore(state, saved);
   // The catalogue wins over saved copies of its products and prices.
   seedCatalogue(state.store, options.catalogue);
-  const persist = async (method: string) => {
+  // Saved in the background: a reply never waits for the disk (close flushes).
+  const persist = (method: string) => {
     if (file === undefined || method === "GET" || method === "HEAD") return;
-    try {
-      await file.save(snapshot(state));
-    } catch (error) {
+    file.save(() => snapshot(state)).catch((error) => {
       console.error(JSON.stringify({
         level: "error",
         msg: "Stripe sandbox could not save its state",
         path: options.stateFile,
         error: error instanceof Error ? error.message : String(error),
       }));
-    }
+    });
   };
   const calls = new CallRecorder();
   const faults = new FaultList();
@@ -157,7 +156,7 @@ export async function startStripeSandbox(
       const path = new URL(req.url).pathname;
       if (path === "/_sandbox" || path.startsWith("/_sandbox/")) {
         const answer = await control(req);
-        await persist(req.method);
+        persist(req.method);
         return answer;
       }
       state.requests.push(await describe(req));
@@ -170,7 +169,7 @@ export async function startStripeSandbox(
         faultAnswer,
         lostAnswer,
       });
-      await persist(req.method);
+      persist(req.method);
       return answer;
     },
   );
@@ -193,7 +192,7 @@ export async function startStripeSandbox(
         await webhooks.close();
         await server.shutdown();
         // Deliveries settled since the last change are kept too.
-        await persist("POST");
+        persist("POST");
         await file?.flush();
       })();
       return closed;

@@ -23,7 +23,9 @@ import {
   readJson,
   withErrorHandling,
 } from "../_shared/http.ts";
+import { lifecycleEnv } from "../_shared/lifecycle_config.ts";
 import { panelFromConfig } from "../_shared/panel.ts";
+import { DEFAULT_RETRY_POLICY } from "../_shared/retry.ts";
 import { type ProvisionDeps, provisionOrder } from "../_shared/provision.ts";
 import {
   type WiredFunction,
@@ -53,7 +55,9 @@ export function provisionFromEnv(
 ): WiredFunction {
   return wireFunction(
     "servers-provision",
-    supabaseServiceEnv.and(panelEnv).and(alertEnv),
+    supabaseServiceEnv.and(panelEnv).and(alertEnv).and(
+      lifecycleEnv.pick({ PROVISION_MAX_ATTEMPTS: true }),
+    ),
     env,
     options,
     ({ config, sql, log }) =>
@@ -67,6 +71,12 @@ export function provisionFromEnv(
         }),
         log,
         credentials: serviceCredentials(config),
+        // The same limit as the sweep's retries: an admin call after the last one
+        // makes one more attempt.
+        retry: {
+          ...DEFAULT_RETRY_POLICY,
+          maxAttempts: config.PROVISION_MAX_ATTEMPTS,
+        },
       }),
   );
 }

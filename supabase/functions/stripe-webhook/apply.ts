@@ -302,12 +302,16 @@ async function applyLifecycle(
       }
     }
   }
-  await changeOrder(tx, order.id, {
+  const changed = await changeOrder(tx, order.id, {
     to: decision.to,
     set: decision.set,
     actor: ACTOR,
     reason: decision.reason,
   });
+  // A panel action still due (this event's, or an earlier one whose hand-off found
+  // the order locked by this transaction) is handed to sync-server-status after commit.
+  const due = changed?.panel_action_due_at;
+  const sync = decision.sync || (due != null && due.getTime() <= now.getTime());
   for (const note of decision.notes) {
     await recordOrderEvent(tx, order.id, {
       kind: note.kind,
@@ -319,7 +323,7 @@ async function applyLifecycle(
   return {
     outcome: "processed",
     orderId: order.id,
-    sync: decision.sync ? order.id : undefined,
+    sync: sync ? order.id : undefined,
     provision: decision.provision ? order.id : undefined,
   };
 }

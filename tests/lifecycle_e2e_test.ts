@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import { sandboxClient } from "../local/stripe-sandbox/testing.ts";
+import { order, purchase } from "./_purchase.ts";
+import { startTestStack, type TestStack } from "./_stack.ts";
+import { finishInstalls, sweeper } from "./_sweep.ts";
+
+/** A Stripe sandbox control: time passing, a bank, a customer. */
+async function stripeControl(
+  stack: TestStack,
+  subscriptionId: string,
+  action: string,
+  body: Record<string, unknown> = {},
+): Promise<void> {
+  const res = await fetch(
+    `${stack.stripe.url}/_sandbox/subscriptions/${subscriptionId}/${action}`,
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    },
+  );
+  const answer = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(answer));
+  await stack.idle();
+}
+
+async function freeMemory(stack: TestStack, nodeId: number): Promise<number> {
+  const [row] = await stack.sql`select free_memory_mb from public.node_capacity
+    where node_id = ${nodeId}`;
+  return row.free_memory_mb;
+}
+
+Deno.test("a server's whole life: paid, renewal failed, recovered, canceled, deleted", async () => {
+  const stack = await startTestStack();
+  const worker = sweeper(stack);
+  try {
+    const checkout = await purchase(stack, { server_name: "Whole life" });
+    let row = await order(stack, checkout.orderId);
+    const subscriptionId: string = row.stripe_subscription_id;
+    const server = () =>
+      stack.panel.state().servers.find((s) =>
+        s.id === row.pterodactyl_server_id
+      );
+    const nodeId = Number(row.node_id);
+    const sold = await freeMemory(stack, nodeId);
+
+    // The install finishes; the sweep sees it in the panel's list.
+    await finishInstalls(stack, { server_id: row.pterodactyl_server_id });
+    await worker.sweep();
+    row = await order(stack, checkout.orderId);
+    assert.equal(row.status, "active");
+    assert.equal(server()?.power_state, "running");
+
+    // A renewal fails: the server keeps running through the grace period.
+    await stripeControl(stack, subscriptionId, "renew", { outcome: "failed" });
+    row = await order(stack, checkout.orderId);
+    assert.equal(row.status, "active");
+    assert.ok(row.suspend_at instanceof Date);
+    await worker.sweep();
+    assert.equal(server()?.status, null);
+
+    // The grace period ends: suspended on the panel, which stops the server.
+    worker.clock.passTo(row.suspend_at);
+    await worker.sweep();
+    row = await order(stack, checkout.orderId);
+    assert.deepEqual(
+      [row.status, row.suspend_reason, row.panel_state],
+      ["suspended", "billing", "suspended"],
+    );
+    assert.equal(server()?.status, "suspended");
+    assert.equal(server()?.power_state, "offline");
+    assert.equal(row.was_running, true);
+
+    // The customer pays: unsuspended at once and started again.
+    await stripeControl(stack, subscriptionId, "recover");
+    row = await order(stack, checkout.orderId);
+    assert.deepEqual([row.status, row.panel_target], ["active", "running"]);
+    assert.equal(server()?.status, null);
+    assert.notEqual(server()?.power_state, "offline");
+
+    // The subscription is canceled in Stripe: suspended now, deleted after retention.
+    await sandboxClient(stack.stripe, stack.keys.stripeSecretKey)
+      .subscriptions.cancel(subscriptionId);
+    await stack.idle();
+    row = await order(stack, checkout.orderId);
+    assert.deepEqual(
+      [row.status, row.suspend_reason, row.panel_state],
+      ["canceled", "canceled", "suspended"],
+    );
+    assert.ok(row.delete_at instanceof Date);
+    await worker.sweep();
+    assert.ok(server(), "kept until retention ends");
+
+    // A day before: an operator is warned, once.
+    worker.clock.passTo(new Date(row.delete_at.getTime() - 23 * 3600_000));
+    await worker.sweep();
+    await worker.sweep();
+    assert.ok(server(), "kept until retention ends");
+
+    worker.clock.passTo(row.delete_at);
+    await worker.sweep();
+    row = await order(stack, checkout.orderId);
+    assert.equal(row.panel_state, "deleted");
+    assert.equal(server(), undefined);
+    // Its room on the node is free again.
+    assert.ok(await freeMemory(stack, nodeId) > sold);
+    const alerts = await stack.sql`select message from public.order_events
+      where order_id = ${checkout.orderId} and kind = 'alert'`;
+    assert.deepEqual(alerts.map((a) => a.message), [
+      "Server deletion tomorrow",
+    ]);
+  } finally {
+    await worker.close();
+    await stack.close();
+  }
+});

@@ -50,6 +50,28 @@ function sessionCalls(stack: TestStack, since: number): string[] {
     .map((call) => `${call.method} ${call.path}`);
 }
 
+/** Holds an order's row lock, as a webhook or a checkout in progress does, until released. */
+async function holdOrder(
+  stack: TestStack,
+  orderId: string,
+): Promise<{ release(): Promise<void> }> {
+  const locked = Promise.withResolvers<void>();
+  const done = Promise.withResolvers<void>();
+  const holding = stack.sql.begin(async (tx) => {
+    await tx`select id from public.orders where id = ${orderId} for update`;
+    locked.resolve();
+    await done.promise;
+  });
+  holding.catch(locked.reject);
+  await locked.promise;
+  return {
+    async release() {
+      done.resolve();
+      await holding;
+    },
+  };
+}
+
 async function clearStripeFaults(stack: TestStack): Promise<void> {
   const res = await fetch(`${stack.stripe.url}/_sandbox/faults`, {
     method: "DELETE",
@@ -108,8 +130,32 @@ Deno.test("the sweep settles abandoned checkouts with Stripe", async (t) => {
             "pending",
           );
 
-          // Two sweeps at once: one of them settles it.
           s.clock.advance(CHECKOUT_SETTLE_MS);
+          // An order another worker holds (a webhook, a checkout writing its session)
+          // is skipped, not waited for.
+          const held = await holdOrder(stack, abandoned.orderId);
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const skipped = await Promise.race([
+            s.sweep(),
+            // Generous: only a sweep waiting for the lock takes this long.
+            new Promise<"waited">((resolve) => {
+              timer = setTimeout(() => resolve("waited"), 30_000);
+            }),
+          ]).finally(async () => {
+            clearTimeout(timer);
+            await held.release();
+          });
+          assert.notEqual(skipped, "waited");
+          assert.equal(
+            skipped !== "waited" && skipped.outcomes["checkout.expired"],
+            undefined,
+          );
+          assert.equal(
+            (await order(stack, abandoned.orderId)).status,
+            "pending",
+          );
+
+          // Two sweeps at once: one of them settles it.
           const [a, b] = await Promise.all([s.sweep(), other.sweep()]);
           assert.equal(
             (a.outcomes["checkout.expired"] ?? 0) +

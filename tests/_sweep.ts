@@ -19,6 +19,7 @@ import {
   createPanelClientApi,
 } from "../supabase/functions/_shared/panel.ts";
 import { DEFAULT_RETRY_POLICY } from "../supabase/functions/_shared/retry.ts";
+import { createStripe } from "../supabase/functions/_shared/stripe.ts";
 import {
   sweep,
   type SweepSummary,
@@ -79,6 +80,7 @@ export function sweeper(
   });
   let calls = 0;
   const onCall = () => calls++;
+  const stripe = createStripe(stack.keys.stripeSecretKey, stack.stripe.url);
   const deps: ConvergeDeps = {
     sql,
     panel: createPanelClient({
@@ -103,6 +105,7 @@ export function sweeper(
       const before = calls;
       return sweep({
         ...deps,
+        stripe,
         retry: {
           ...DEFAULT_RETRY_POLICY,
           maxAttempts: options.maxAttempts ?? 8,

@@ -468,3 +468,57 @@ export async function ordersOfUser(sql: Sql, userId: string): Promise<Order[]> {
     order by created_at desc
     limit 100`;
 }
+
+/** Which pending orders count as abandoned checkouts for the sweep. */
+export interface StaleCheckoutWindow {
+  /** The sweep's clock: an order whose last check asked to wait until later is skipped. */
+  now: Date;
+  /** A checkout whose session ended before this (its end plus a margin) is settled. */
+  endedBefore: Date;
+  /** An order created before this that still has no session never opened one. */
+  createdBefore: Date;
+}
+
+/** The condition of {@linkcode StaleCheckoutWindow} on `public.orders`. */
+function staleCheckout(db: Db, window: StaleCheckoutWindow) {
+  return db`status = 'pending'
+    and ((stripe_checkout_session_id is not null
+          and coalesce(checkout_expires_at, created_at) < ${window.endedBefore})
+      or (stripe_checkout_session_id is null and created_at < ${window.createdBefore}))
+    and not exists (
+      select 1 from public.order_events e
+      where e.order_id = orders.id and e.kind = 'checkout'
+        and (e.detail->>'next_check_at')::timestamptz > ${window.now})`;
+}
+
+/**
+ * Ids of pending orders whose checkout ended (or never opened) and that the sweep should
+ * settle with Stripe, those waiting longest first.
+ */
+export async function staleCheckouts(
+  sql: Sql,
+  options: StaleCheckoutWindow & { limit: number },
+): Promise<string[]> {
+  const rows = await sql<{ id: string }[]>`
+    select id from public.orders
+    where ${staleCheckout(sql, options)}
+    order by coalesce(checkout_expires_at, created_at)
+    limit ${options.limit}`;
+  return rows.map((row) => row.id);
+}
+
+/**
+ * Locks one order while it still is an abandoned checkout by `window`, skipping it when
+ * another worker holds it (a checkout writing its session, a webhook, another sweep).
+ */
+export async function lockStaleCheckout(
+  tx: Tx,
+  orderId: string,
+  window: StaleCheckoutWindow,
+): Promise<Order | null> {
+  const [order] = await tx<Order[]>`
+    select ${selectOrder(tx)} from public.orders
+    where id = ${orderId} and ${staleCheckout(tx, window)}
+    for update skip locked`;
+  return order ?? null;
+}

@@ -1,6 +1,7 @@
 /**
- * One sweep over every order after payment, within a time budget: provisioning retries
- * that are due (failed, handed off in vain, claims of dead workers), deadlines that
+ * One sweep over every order after payment, within a time budget: abandoned checkouts
+ * settled with Stripe (releasing the room they reserved), provisioning retries that are
+ * due (failed, handed off in vain, claims of dead workers), deadlines that
  * passed (grace, retention, the warning before deletion), what the panel shows (installs
  * finished or failed, servers gone, suspensions changed by hand) read from its server
  * list a hundred at a time, and the panel actions that are due. Every write takes its
@@ -15,23 +16,32 @@ import {
   convergeDue,
   viewOf,
 } from "./converge.ts";
+import type { Alert } from "./alerts.ts";
+import type { Tx } from "./db.ts";
 import { DomainError } from "./errors.ts";
 import {
   changeOrder,
   lockOrdersPastDeadline,
+  lockStaleCheckout,
   type Order,
   ordersDueForProvisioning,
   ordersWithServers,
   recordOrderEvent,
+  staleCheckouts,
+  type StaleCheckoutWindow,
 } from "./orders.ts";
 import { PanelError, type PanelServer } from "./panel.ts";
 import { observe } from "./lifecycle.ts";
 import { refreshAllocations, refreshEggs } from "./panel_cache.ts";
 import { provisionOrder, STALE_CLAIM_MS } from "./provision.ts";
 import type { RetryPolicy } from "./retry.ts";
+import { Stripe } from "./stripe.ts";
+import { reconcileSession } from "../stripe-webhook/reconcile.ts";
 
 /** What a sweep needs. */
 export interface SweepDeps extends ConvergeDeps {
+  /** Stripe: a pending order is never expired without asking it about the session. */
+  stripe: Stripe;
   /** Provisioning's retry policy (its `maxAttempts` is PROVISION_MAX_ATTEMPTS). */
   retry: RetryPolicy;
   /** Wall-clock budget: no new work starts after it. */
@@ -78,6 +88,8 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
   const stepDeps = { ...deps, log };
 
   await refreshPanelCache(stepDeps, count);
+  // Before provisioning: a paid checkout whose webhook was lost is provisioned this run.
+  if (more()) await settleCheckouts(stepDeps, count, more);
   if (more()) await retryProvisioning(stepDeps, count, more);
   if (more()) await passDeadlines(stepDeps, count);
   if (more()) await observeServers(stepDeps, count, more);
@@ -137,6 +149,299 @@ async function refreshPanelCache(
 
 function clock(deps: { now?: () => Date }): Date {
   return deps.now?.() ?? new Date();
+}
+
+/**
+ * How long after a checkout's end (or, without a session, after the order was created)
+ * the sweep waits before asking Stripe: a completion webhook in flight lands first.
+ */
+export const CHECKOUT_SETTLE_MS = 5 * 60_000;
+/** Abandoned checkouts settled per run (one or two Stripe calls each). */
+const CHECKOUT_LIMIT = 50;
+/** The sweep's Stripe calls: short and retried once, so an outage costs seconds. */
+const STRIPE_CALL = { timeout: 10_000, maxNetworkRetries: 1 };
+/** A checkout whose payment is still processing is asked about again after this. */
+const PROCESSING_RECHECK_MS = 60 * 60_000;
+/** A paid checkout held for an operator is asked about (and alerted) again after this. */
+const HELD_RECHECK_MS = 24 * 3600_000;
+
+/** What settling one abandoned checkout did. */
+type CheckoutOutcome =
+  | "expired"
+  | "closed"
+  | "unopened"
+  | "paid"
+  | "processing"
+  | "mismatch"
+  | "unknown"
+  | "failed";
+
+/**
+ * Pending orders whose checkout ended without a webhook saying how, or whose session was
+ * never created: Stripe says what became of the session, and the order follows.
+ */
+async function settleCheckouts(
+  deps: SweepDeps,
+  count: (outcome: string) => void,
+  more: () => boolean,
+): Promise<void> {
+  const now = clock(deps);
+  const window: StaleCheckoutWindow = {
+    now,
+    endedBefore: new Date(now.getTime() - CHECKOUT_SETTLE_MS),
+    createdBefore: new Date(now.getTime() - CHECKOUT_SETTLE_MS),
+  };
+  const due = await staleCheckouts(deps.sql, {
+    ...window,
+    limit: CHECKOUT_LIMIT,
+  });
+  for (const orderId of due) {
+    if (!more()) return;
+    let settled: { outcome: CheckoutOutcome; alert?: Alert } | null;
+    try {
+      settled = await settleCheckout(deps, orderId, window);
+    } catch (error) {
+      if (!(error instanceof Stripe.errors.StripeError)) throw error;
+      // The order is untouched (its transaction rolled back); the next sweep asks again.
+      deps.log.warn("Asking Stripe about an abandoned checkout failed", {
+        order_id: orderId,
+        error: error.message,
+        status: error.statusCode ?? null,
+      });
+      count("checkout.failed");
+      // A refusal of this one request leaves the others worth asking; anything else
+      // (Stripe down, throttling, the key refused) would fail for them too.
+      if (error instanceof Stripe.errors.StripeInvalidRequestError) continue;
+      return;
+    }
+    if (!settled) continue;
+    count(`checkout.${settled.outcome}`);
+    // After the commit, so an alert never announces a change that rolled back.
+    if (settled.alert) await deps.alert(settled.alert);
+  }
+}
+
+/** Settles one abandoned checkout under its row lock; null when it no longer is one. */
+async function settleCheckout(
+  deps: SweepDeps,
+  orderId: string,
+  window: StaleCheckoutWindow,
+): Promise<{ outcome: CheckoutOutcome; alert?: Alert } | null> {
+  return await deps.sql.begin(async (tx) => {
+    const order = await lockStaleCheckout(tx, orderId, window);
+    if (!order) return null;
+    const sessionId = order.stripe_checkout_session_id;
+    if (!sessionId) {
+      // The URL is handed out only after the session is stored: nobody can pay this.
+      await expireCheckout(
+        tx,
+        order,
+        "Checkout never opened: no Stripe session was recorded for the order",
+        { session_id: null },
+      );
+      return { outcome: "unopened" };
+    }
+    let session: Stripe.Checkout.Session;
+    try {
+      session = await deps.stripe.checkout.sessions.retrieve(
+        sessionId,
+        {},
+        STRIPE_CALL,
+      );
+    } catch (error) {
+      if (!(error instanceof Stripe.errors.StripeError)) throw error;
+      if (error.statusCode !== 404) throw error;
+      // Other keys, or a session deleted with its account: a person decides, since a
+      // payment made elsewhere must not lose its order.
+      const message =
+        `Stripe does not know checkout session "${sessionId}": the order keeps its room until an operator settles it`;
+      await holdCheckout(tx, order, message, window.now, HELD_RECHECK_MS, {
+        session_id: sessionId,
+      });
+      return {
+        outcome: "unknown",
+        alert: {
+          title: "Checkout session unknown to Stripe",
+          message,
+          orderId: order.id,
+          fields: { session_id: sessionId },
+        },
+      };
+    }
+    const detail = {
+      session_id: session.id,
+      session_status: session.status,
+      payment_status: session.payment_status,
+    };
+    switch (session.status) {
+      case "expired":
+        await expireCheckout(
+          tx,
+          order,
+          "Checkout expired without payment (Stripe asked by the sweep; its webhook never arrived)",
+          detail,
+        );
+        return { outcome: "expired" };
+      case "open": {
+        // Past its end it should not be open; closing it first means nobody pays an
+        // order that is about to expire.
+        const closed = await deps.stripe.checkout.sessions.expire(
+          session.id,
+          {},
+          STRIPE_CALL,
+        );
+        await expireCheckout(
+          tx,
+          order,
+          "Checkout still open past its end: expired in Stripe by the sweep",
+          { ...detail, session_status: closed.status },
+        );
+        return { outcome: "closed" };
+      }
+      case "complete":
+        return await completeCheckout(tx, order, session, window.now);
+      default:
+        // Nothing to act on safely: the order waits, and the next sweep asks again.
+        deps.log.warn("Stripe answered an unknown checkout session status", {
+          order_id: order.id,
+          ...detail,
+        });
+        return { outcome: "failed" };
+    }
+  });
+}
+
+/** Expires an abandoned checkout's order, releasing its reserved room. */
+async function expireCheckout(
+  tx: Tx,
+  order: Order,
+  reason: string,
+  detail: Record<string, unknown>,
+): Promise<void> {
+  await changeOrder(tx, order.id, {
+    to: "expired",
+    onlyFrom: ["pending"],
+    set: { error_message: reason },
+    actor: ACTOR,
+    reason,
+  });
+  await recordOrderEvent(tx, order.id, {
+    kind: "checkout",
+    message: reason,
+    detail,
+    actor: ACTOR,
+  });
+}
+
+/** Leaves an order pending and records when the sweep asks Stripe about it again. */
+async function holdCheckout(
+  tx: Tx,
+  order: Order,
+  message: string,
+  now: Date,
+  recheckMs: number,
+  detail: Record<string, unknown>,
+): Promise<void> {
+  await recordOrderEvent(tx, order.id, {
+    kind: "checkout",
+    message,
+    detail: {
+      ...detail,
+      next_check_at: new Date(now.getTime() + recheckMs).toISOString(),
+    },
+    actor: ACTOR,
+  });
+}
+
+/**
+ * A completed checkout whose webhook never came: applied as `checkout.session.completed`
+ * would be (same checks, same result), so the customer who paid gets the server; an
+ * operator is told, since a lost payment event means the webhook needs looking at.
+ */
+async function completeCheckout(
+  tx: Tx,
+  order: Order,
+  session: Stripe.Checkout.Session,
+  now: Date,
+): Promise<{ outcome: CheckoutOutcome; alert?: Alert }> {
+  const idOf = (value: string | { id: string } | null) =>
+    typeof value === "string" ? value : value?.id ?? null;
+  const detail = {
+    session_id: session.id,
+    session_status: session.status,
+    payment_status: session.payment_status,
+  };
+  const decision = reconcileSession("checkout.session.completed", ACTOR, {
+    id: session.id,
+    metadata: session.metadata,
+    customer: idOf(session.customer),
+    subscription: idOf(session.subscription),
+    amount_total: session.amount_total,
+    currency: session.currency,
+    payment_status: session.payment_status,
+  }, order);
+  if (decision.outcome === "mismatch") {
+    const message =
+      `Checkout session "${session.id}" was completed but disagrees with the order: ${
+        decision.problems.join("; ")
+      }`;
+    await holdCheckout(tx, order, message, now, HELD_RECHECK_MS, detail);
+    return {
+      outcome: "mismatch",
+      alert: {
+        title: "Paid checkout does not match its order",
+        message:
+          `${message}. Nothing was provisioned; check the payment in Stripe.`,
+        orderId: order.id,
+        fields: { session_id: session.id },
+      },
+    };
+  }
+  if (decision.transition?.to !== "paid") {
+    // Completed with the payment still processing: its async webhook decides.
+    await holdCheckout(
+      tx,
+      order,
+      "Checkout completed; the payment is still processing",
+      now,
+      PROCESSING_RECHECK_MS,
+      detail,
+    );
+    return { outcome: "processing" };
+  }
+  const reason =
+    `Payment confirmed by the sweep: Stripe reports checkout session "${session.id}" complete and paid, and its webhook never arrived`;
+  await changeOrder(tx, order.id, {
+    to: "paid",
+    onlyFrom: ["pending"],
+    set: {
+      stripe_customer_id: order.stripe_customer_id ??
+        decision.link?.customer ?? null,
+      stripe_subscription_id: order.stripe_subscription_id ??
+        decision.link?.subscription ?? null,
+      paid_at: now,
+      // Provisioning takes it in this same sweep.
+      next_attempt_at: now,
+    },
+    actor: ACTOR,
+    reason,
+  });
+  await recordOrderEvent(tx, order.id, {
+    kind: "payment",
+    message: reason,
+    detail,
+    actor: ACTOR,
+  });
+  return {
+    outcome: "paid",
+    alert: {
+      title: "Paid checkout whose webhook never arrived",
+      message:
+        `Stripe reports checkout session "${session.id}" paid, but no checkout.session.completed reached the shop. The sweep applied it and provisioning follows; check the webhook endpoint's deliveries in Stripe.`,
+      orderId: order.id,
+      fields: { session_id: session.id },
+    },
+  };
 }
 
 async function retryProvisioning(

@@ -21,6 +21,7 @@ import {
   clientKey,
   type Env,
   panelEnv,
+  stripeEnv,
   supabaseServiceEnv,
 } from "../_shared/config.ts";
 import {
@@ -47,6 +48,7 @@ import {
   panelFromConfig,
 } from "../_shared/panel.ts";
 import { DEFAULT_RETRY_POLICY } from "../_shared/retry.ts";
+import { createStripe, type Stripe } from "../_shared/stripe.ts";
 import { sweep } from "../_shared/sweep.ts";
 import {
   type WiredFunction,
@@ -63,6 +65,8 @@ export type PanelConnector = (
 export interface SyncDeps {
   sql: Sql;
   connectPanel: PanelConnector;
+  /** The sweep settles abandoned checkouts with it. */
+  stripe: Stripe;
   alert: ConvergeDeps["alert"];
   log: Logger;
   verifyUser: UserVerifier;
@@ -154,6 +158,7 @@ export function createSyncHandler(deps: SyncDeps): Handler {
       return json(
         await sweep({
           ...converge,
+          stripe: deps.stripe,
           retry: {
             ...DEFAULT_RETRY_POLICY,
             maxAttempts: deps.lifecycle.PROVISION_MAX_ATTEMPTS,
@@ -298,7 +303,10 @@ export function syncFromEnv(
 ): WiredFunction {
   return wireFunction(
     "sync-server-status",
-    supabaseServiceEnv.and(panelEnv).and(alertEnv).and(lifecycleEnv),
+    // Stripe is required: the sweep never expires a checkout without asking it.
+    supabaseServiceEnv.and(panelEnv).and(stripeEnv).and(alertEnv).and(
+      lifecycleEnv,
+    ),
     env,
     options,
     ({ config, sql, log }) =>
@@ -308,6 +316,7 @@ export function syncFromEnv(
           panel: panelFromConfig(config, { onCall }),
           client: panelClientApiFromConfig(config, { onCall }),
         }),
+        stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
         alert: createAlerter({
           sql,
           log,

@@ -36,7 +36,7 @@ import { refreshAllocations, refreshEggs } from "./panel_cache.ts";
 import { provisionOrder, STALE_CLAIM_MS } from "./provision.ts";
 import type { RetryPolicy } from "./retry.ts";
 import { Stripe } from "./stripe.ts";
-import { reconcileSession } from "../stripe-webhook/reconcile.ts";
+import { reconcileSession } from "./reconcile.ts";
 
 /** What a sweep needs. */
 export interface SweepDeps extends ConvergeDeps {

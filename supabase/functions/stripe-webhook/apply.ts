@@ -32,7 +32,7 @@ import {
   reconcileSession,
   type Reconciliation,
   type SessionEventType,
-} from "./reconcile.ts";
+} from "../_shared/reconcile.ts";
 
 /** What applying events needs besides the transaction. */
 export interface ApplyDeps {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Order, OrderStatus } from "../_shared/orders.ts";
+import type { Order, OrderStatus } from "./orders.ts";
 
 /** What a Checkout Session event tells about the payment. */
 export interface SessionFacts {

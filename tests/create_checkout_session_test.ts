@@ -167,6 +167,35 @@ Deno.test("create-checkout-session", async (t) => {
     );
 
     await t.step(
+      "an expired checkout whose session Stripe no longer knows (keys switched): a new one, never a 5xx",
+      async () => {
+        const user = await stack.user();
+        const body = { ...BODY, server_name: "Switched keys" };
+        const first = await invoke(
+          user.client,
+          "create-checkout-session",
+          body,
+        );
+        assert.equal(first.status, 200);
+        // As after switching test keys to live: the stored session is unknown.
+        await stack.sql`update public.orders
+          set checkout_expires_at = now() - interval '1 minute',
+            stripe_checkout_session_id = 'cs_test_unknown_to_these_keys'
+          where id = ${String(first.body.order_id)}`;
+        const second = await invoke(
+          user.client,
+          "create-checkout-session",
+          body,
+        );
+        assert.equal(second.status, 200, JSON.stringify(second.body));
+        assert.notEqual(second.body.order_id, first.body.order_id);
+        const [old] = await stack.sql`select status from public.orders
+          where id = ${String(first.body.order_id)}`;
+        assert.equal(old.status, "expired");
+      },
+    );
+
+    await t.step(
       "a deactivated price is not sold: 422, nothing written, Stripe not called",
       async () => {
         const user = await stack.user();

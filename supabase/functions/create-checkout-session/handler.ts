@@ -109,14 +109,28 @@ function checkoutReply(order: Order, sessionId: string, url: string) {
  */
 async function checkoutPayable(stripe: Stripe, order: Order): Promise<boolean> {
   if (!order.stripe_checkout_session_id) return false;
-  const session = await stripe.checkout.sessions.retrieve(
-    order.stripe_checkout_session_id,
-  );
-  if (session.status === "complete") return true;
-  if (session.status === "open") {
-    await stripe.checkout.sessions.expire(session.id);
+  try {
+    const session = await stripe.checkout.sessions.retrieve(
+      order.stripe_checkout_session_id,
+    );
+    if (session.status === "complete") return true;
+    if (session.status === "open") {
+      await stripe.checkout.sessions.expire(session.id);
+    }
+    return false;
+  } catch (error) {
+    // A session these keys do not know (test keys switched to live, say) cannot be
+    // paid with them: the order is closed and a new checkout opened.
+    if (
+      error instanceof Stripe.errors.StripeError && error.statusCode === 404
+    ) return false;
+    throw new DomainError(
+      "upstream",
+      "stripe_error",
+      "The payment provider is unavailable; try again",
+      { cause: error },
+    );
   }
-  return false;
 }
 
 /**

@@ -14,6 +14,7 @@ import {
 } from "../supabase/functions/_shared/http.ts";
 import type { Logger } from "../supabase/functions/_shared/log.ts";
 import { FUNCTIONS, readVerifyJwt } from "./functions.ts";
+import { serveLoopback } from "./sandbox-kit/mod.ts";
 
 /** A running gateway. */
 export interface Gateway {
@@ -112,12 +113,9 @@ export async function startGateway(options: {
     return await fn.handler(new Request(inner, req));
   };
 
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: options.port,
-    onListen() {},
-  }, route);
-  const url = `http://127.0.0.1:${server.addr.port}`;
+  // A function may wait on the panel for up to 20 s a call: let it finish first.
+  const server = serveLoopback(route, { port: options.port, graceMs: 30_000 });
+  const url = server.url;
   // Wired once, up front, so a configuration error stops start-up like on the platform.
   try {
     const env = options.env(url);
@@ -125,18 +123,18 @@ export async function startGateway(options: {
       handlers.set(name, factory(env, { write: options.functionLog }));
     }
   } catch (error) {
-    await server.shutdown();
+    await server.close();
     await Promise.all([...handlers.values()].map((fn) => fn.close()));
     throw error;
   }
   return {
     url,
-    port: server.addr.port,
+    port: server.port,
     async idle() {
       while (pending.size > 0) await Promise.allSettled([...pending]);
     },
     async close() {
-      await server.shutdown();
+      await server.close();
       while (pending.size > 0) await Promise.allSettled([...pending]);
       await Promise.all([...handlers.values()].map((fn) => fn.close()));
       handlers.clear();

@@ -56,6 +56,20 @@ async function main(): Promise<number> {
   let serverUrl = Deno.env.get("DATABASE_URL");
   let stop = async () => {};
   let tmp: string | undefined;
+  let child: Deno.ChildProcess | undefined;
+  // Ctrl-C or a CI timeout stops the tests; the run then ends through `finally`,
+  // leaving no Postgres or temp dir behind.
+  let interrupted = false;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => {
+      interrupted = true;
+      try {
+        child?.kill(signal);
+      } catch {
+        // It has already exited.
+      }
+    });
+  }
   if (!serverUrl) {
     tmp = await Deno.makeTempDir({ prefix: "gameshop-test-pg-" });
     await Deno.chmod(tmp, 0o755);
@@ -69,7 +83,8 @@ async function main(): Promise<number> {
   try {
     const templateUrl = await createDatabase(serverUrl, TEMPLATE);
     await prepareDatabase(templateUrl);
-    const child = new Deno.Command(runtime.deno, {
+    if (interrupted) return 130;
+    child = new Deno.Command(runtime.deno, {
       args: [
         "test",
         "-A",
@@ -105,6 +120,11 @@ async function main(): Promise<number> {
       }
     }
     const status = await child.status;
+    if (interrupted) {
+      console.log("tests: 0 passed, 1 failed");
+      console.error("interrupted before the tests finished");
+      return 130;
+    }
     await dropDatabase(serverUrl, TEMPLATE);
     if (!summary) {
       console.log("tests: 0 passed, 1 failed");

@@ -5,6 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { serveLoopback } from "../local/sandbox-kit/mod.ts";
 import { signPayload } from "../local/stripe-sandbox/mod.ts";
 import type { TestStack, TestUser } from "./_stack.ts";
 import { type Invocation, invoke } from "./_fixtures.ts";
@@ -90,17 +91,14 @@ export function startAlertReceiver(): {
   close(): Promise<void>;
 } {
   const alerts: { content: string; order_id: string | null }[] = [];
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    async (req) => {
-      alerts.push(await req.json());
-      return new Response(null, { status: 204 });
-    },
-  );
+  const server = serveLoopback(async (req) => {
+    alerts.push(await req.json());
+    return new Response(null, { status: 204 });
+  });
   return {
-    url: `http://127.0.0.1:${server.addr.port}/alerts`,
+    url: `${server.url}/alerts`,
     alerts,
-    close: () => server.shutdown(),
+    close: () => server.close(),
   };
 }
 

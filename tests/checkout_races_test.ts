@@ -188,7 +188,10 @@ Deno.test("checkout races, stale references and the open-checkout limit", async 
           // The ten checkouts learn their (one, idempotent) new Stripe customer at
           // once, so their links are written together.
           const created = barrier(10);
-          const together: typeof fetch = async (input, init) => {
+          const together: typeof fetch = async (
+            input: string | URL | Request,
+            init?: RequestInit,
+          ) => {
             const res = await fetch(input, init);
             const url = new URL(input instanceof Request ? input.url : input);
             if (init?.method === "POST" && url.pathname === "/v1/customers") {
@@ -339,7 +342,10 @@ Deno.test("checkout races, stale references and the open-checkout limit", async 
         // The first session call (the failing one) waits until the other request is
         // either calling Stripe too or waiting on a database lock; later calls wait
         // until the first request has answered. No sleeps decide the interleaving.
-        const gated: typeof fetch = async (input, init) => {
+        const gated: typeof fetch = async (
+          input: string | URL | Request,
+          init?: RequestInit,
+        ) => {
           const url = new URL(input instanceof Request ? input.url : input);
           if (
             init?.method === "POST" && url.pathname === "/v1/checkout/sessions"

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { serveLoopback } from "../local/sandbox-kit/mod.ts";
 import { insertOrder, invoke } from "./_fixtures.ts";
 import { order, provisionAsService } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
@@ -13,8 +14,7 @@ function startEchoingProxy(
   reply: (authorization: string) => Response,
 ) {
   let target = "";
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
+  const server = serveLoopback(
     async (req) => {
       const url = new URL(req.url);
       if (req.method === route.method && url.pathname === route.path) {
@@ -33,11 +33,11 @@ function startEchoingProxy(
     },
   );
   return {
-    url: `http://127.0.0.1:${server.addr.port}`,
+    url: server.url,
     forwardTo(url: string) {
       target = url;
     },
-    close: () => server.shutdown(),
+    close: () => server.close(),
   };
 }
 

@@ -9,6 +9,7 @@ import {
   jsonResponse,
   maskKey,
   parseFault,
+  serveLoopback,
 } from "../local/sandbox-kit/mod.ts";
 
 Deno.test("sandbox kit faults", async (t) => {
@@ -188,4 +189,76 @@ Deno.test("sandbox kit state file", async (t) => {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("sandbox kit loopback server closes promptly", async (t) => {
+  await t.step(
+    "a connection that never sent a request does not hold close up",
+    async () => {
+      const server = serveLoopback(() => new Response("ok"));
+      // What a fetch client's spare connection looks like to the server.
+      const idle = await Deno.connect({
+        hostname: "127.0.0.1",
+        port: server.port,
+      });
+      try {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        // Generous: it closes in milliseconds; Deno 2.1's shutdown() took minutes.
+        const stuck = new Promise<string>((resolve) => {
+          timer = setTimeout(() => resolve("still open after 10 s"), 10_000);
+        });
+        const outcome = await Promise.race([
+          server.close().then(() => "closed"),
+          stuck,
+        ]);
+        clearTimeout(timer);
+        assert.equal(outcome, "closed");
+        assert.equal(await idle.read(new Uint8Array(1)), null);
+      } finally {
+        idle.close();
+      }
+    },
+  );
+
+  await t.step(
+    "a request in flight is answered before the connections close",
+    async () => {
+      const arrived = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      const server = serveLoopback(async () => {
+        arrived.resolve();
+        await release.promise;
+        return new Response("late answer");
+      });
+      const reply = fetch(server.url);
+      await arrived.promise;
+      const closed = server.close();
+      // The answer comes well after close began (a close that does not wait cuts it).
+      const timer = setTimeout(release.resolve, 200);
+      const res = await reply;
+      clearTimeout(timer);
+      assert.equal(res.status, 200);
+      assert.equal(await res.text(), "late answer");
+      await closed;
+      assert.equal(server.close(), closed);
+    },
+  );
+
+  await t.step(
+    "a request still unanswered after graceMs is cut off",
+    async () => {
+      const arrived = Promise.withResolvers<void>();
+      const release = Promise.withResolvers<void>();
+      const server = serveLoopback(async () => {
+        arrived.resolve();
+        await release.promise;
+        return new Response("too late");
+      }, { graceMs: 50 });
+      const reply = fetch(server.url);
+      await arrived.promise;
+      await server.close();
+      await assert.rejects(reply, TypeError);
+      release.resolve();
+    },
+  );
 });

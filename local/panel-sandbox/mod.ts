@@ -54,6 +54,7 @@ import {
   jsonResponse,
   noContent,
   type SandboxCall,
+  serveLoopback,
 } from "../sandbox-kit/mod.ts";
 import { type PanelSnapshot, parseSnapshot } from "./_persist.ts";
 import { BulkServers, seedServers } from "./_bulk.ts";
@@ -468,15 +469,11 @@ export async function startPanelSandbox(
     });
   }
 
-  const server = Deno.serve({
-    hostname: "127.0.0.1",
-    port: options.port ?? 0,
-    onListen: () => {},
-  }, handle);
+  const server = serveLoopback(handle, { port: options.port });
 
   const sandbox: PanelSandbox = {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    port: server.addr.port,
+    url: server.url,
+    port: server.port,
     calls: () => calls.list(),
     resetCalls: () => calls.reset(),
     addFault: (fault) => faults.add(fault),
@@ -487,7 +484,7 @@ export async function startPanelSandbox(
     state: () => structuredClone(state),
     close: async () => {
       closing.abort();
-      await server.shutdown();
+      await server.close();
       // Saved before the timers stop, so pending installs go on after a restart.
       persist(true);
       for (const install of installs.values()) clearTimeout(install.timer);

@@ -3,7 +3,8 @@
  * a path string or `^regex`), one call recorder ({@linkcode CallRecorder}), one control
  * router ({@linkcode controlRouter}) with the common `/_sandbox/calls` and
  * `/_sandbox/faults` routes, the request path through faults ({@linkcode intercept}),
- * and a state file for surviving restarts ({@linkcode createStateFile}).
+ * a state file for surviving restarts ({@linkcode createStateFile}), and a loopback
+ * server that closes without waiting on idle connections ({@linkcode serveLoopback}).
  *
  * @module
  */
@@ -29,6 +30,11 @@ export {
   jsonResponse,
   noContent,
 } from "./_router.ts";
+export {
+  type LoopbackServer,
+  type LoopbackServerOptions,
+  serveLoopback,
+} from "./_serve.ts";
 export {
   createStateFile,
   type StateFile,

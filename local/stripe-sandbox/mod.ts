@@ -41,6 +41,7 @@ import {
   FaultList,
   intercept,
   type SandboxCall,
+  serveLoopback,
 } from "../sandbox-kit/mod.ts";
 import { handleApi } from "./_api.ts";
 import { seedCatalogue } from "./_catalogue.ts";
@@ -145,36 +146,28 @@ export async function startStripeSandbox(
     { ...commonRoutes(calls, faults), ...controlRoutes(state) },
     { mapError: controlError },
   );
-  const { promise: listening, resolve } = Promise.withResolvers<number>();
-  const server = Deno.serve(
-    {
-      hostname: "127.0.0.1",
-      port: options.port ?? 0,
-      onListen: ({ port }) => resolve(port),
-    },
-    async (req) => {
-      const path = new URL(req.url).pathname;
-      if (path === "/_sandbox" || path.startsWith("/_sandbox/")) {
-        const answer = await control(req);
-        persist(req.method);
-        return answer;
-      }
-      state.requests.push(await describe(req));
-      const answer = await intercept(req, {
-        faults,
-        calls,
-        token: apiKey(req),
-        closing: closing.signal,
-        answer: (r) => handleApi(state, r),
-        faultAnswer,
-        lostAnswer,
-      });
+  const server = serveLoopback(async (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/_sandbox" || path.startsWith("/_sandbox/")) {
+      const answer = await control(req);
       persist(req.method);
       return answer;
-    },
-  );
-  const port = await listening;
-  state.baseUrl = `http://127.0.0.1:${port}`;
+    }
+    state.requests.push(await describe(req));
+    const answer = await intercept(req, {
+      faults,
+      calls,
+      token: apiKey(req),
+      closing: closing.signal,
+      answer: (r) => handleApi(state, r),
+      faultAnswer,
+      lostAnswer,
+    });
+    persist(req.method);
+    return answer;
+  }, { port: options.port });
+  const port = server.port;
+  state.baseUrl = server.url;
   let closed: Promise<void> | undefined;
   return {
     url: state.baseUrl,
@@ -190,7 +183,7 @@ export async function startStripeSandbox(
       closed ??= (async () => {
         closing.abort();
         await webhooks.close();
-        await server.shutdown();
+        await server.close();
         // Deliveries settled since the last change are kept too.
         persist("POST");
         await file?.flush();

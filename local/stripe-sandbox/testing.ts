@@ -5,6 +5,7 @@
  * @module
  */
 import Stripe from "stripe";
+import { serveLoopback } from "../sandbox-kit/mod.ts";
 import type { StripeSandbox } from "./mod.ts";
 
 /** The real SDK pointed at a sandbox (fetch client, as in Deno and Edge Functions). */
@@ -46,7 +47,7 @@ export interface WebhookReceiver {
  * `stripe.webhooks.constructEventAsync` and answers `statuses[n]` to the n-th one
  * (200 once they run out; 400 for a bad signature).
  */
-export async function startWebhookReceiver(
+export function startWebhookReceiver(
   webhookSecret: string,
   statuses: number[] = [],
 ): Promise<WebhookReceiver> {
@@ -55,9 +56,7 @@ export async function startWebhookReceiver(
   });
   const crypto = Stripe.createSubtleCryptoProvider();
   const received: ReceivedWebhook[] = [];
-  const { promise, resolve } = Promise.withResolvers<number>();
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen: ({ port }) => resolve(port) },
+  const server = serveLoopback(
     async (req) => {
       const body = await req.text();
       const signature = req.headers.get("stripe-signature") ?? "";
@@ -89,10 +88,9 @@ export async function startWebhookReceiver(
       });
     },
   );
-  const port = await promise;
-  return {
-    url: `http://127.0.0.1:${port}/webhook`,
+  return Promise.resolve({
+    url: `${server.url}/webhook`,
     received,
-    close: () => server.shutdown(),
-  };
+    close: () => server.close(),
+  });
 }

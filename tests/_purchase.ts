@@ -5,6 +5,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import type Stripe from "stripe";
 import { serveLoopback } from "../local/sandbox-kit/mod.ts";
 import { signPayload } from "../local/stripe-sandbox/mod.ts";
 import type { TestStack, TestUser } from "./_stack.ts";
@@ -186,4 +187,35 @@ export async function provisionAsService(
   return await invoke(stack.anon, "servers-provision", { order_id: orderId }, {
     Authorization: `Bearer ${stack.keys.serviceRoleKey}`,
   });
+}
+
+/** What a sandbox subscription control answers. */
+export interface SubscriptionControl {
+  subscription: Stripe.Subscription;
+  invoice?: Stripe.Invoice;
+  event_ids: string[];
+}
+
+/**
+ * Runs a Stripe sandbox subscription control (`renew`, `recover`, `dispute`, …: time
+ * passing, a bank, a customer) and waits for its events to be handled.
+ */
+export async function subscriptionControl(
+  stack: TestStack,
+  subscriptionId: string,
+  action: string,
+  body: Record<string, unknown> = {},
+): Promise<SubscriptionControl> {
+  const res = await fetch(
+    `${stack.stripe.url}/_sandbox/subscriptions/${subscriptionId}/${action}`,
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    },
+  );
+  const answer = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(answer));
+  await stack.idle();
+  return answer as SubscriptionControl;
 }

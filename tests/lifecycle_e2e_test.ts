@@ -1,28 +1,8 @@
 import assert from "node:assert/strict";
 import { sandboxClient } from "../local/stripe-sandbox/testing.ts";
-import { order, purchase } from "./_purchase.ts";
+import { order, purchase, subscriptionControl } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 import { finishInstalls, sweeper } from "./_sweep.ts";
-
-/** A Stripe sandbox control: time passing, a bank, a customer. */
-async function stripeControl(
-  stack: TestStack,
-  subscriptionId: string,
-  action: string,
-  body: Record<string, unknown> = {},
-): Promise<void> {
-  const res = await fetch(
-    `${stack.stripe.url}/_sandbox/subscriptions/${subscriptionId}/${action}`,
-    {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    },
-  );
-  const answer = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(answer));
-  await stack.idle();
-}
 
 async function freeMemory(stack: TestStack, nodeId: number): Promise<number> {
   const [row] = await stack.sql`select free_memory_mb from public.node_capacity
@@ -52,7 +32,9 @@ Deno.test("a server's whole life: paid, renewal failed, recovered, canceled, del
     assert.equal(server()?.power_state, "running");
 
     // A renewal fails: the server keeps running through the grace period.
-    await stripeControl(stack, subscriptionId, "renew", { outcome: "failed" });
+    await subscriptionControl(stack, subscriptionId, "renew", {
+      outcome: "failed",
+    });
     row = await order(stack, checkout.orderId);
     assert.equal(row.status, "active");
     assert.ok(row.suspend_at instanceof Date);
@@ -72,7 +54,7 @@ Deno.test("a server's whole life: paid, renewal failed, recovered, canceled, del
     assert.equal(row.was_running, true);
 
     // The customer pays: unsuspended at once and started again.
-    await stripeControl(stack, subscriptionId, "recover");
+    await subscriptionControl(stack, subscriptionId, "recover");
     row = await order(stack, checkout.orderId);
     assert.deepEqual([row.status, row.panel_target], ["active", "running"]);
     assert.equal(server()?.status, null);

@@ -1,39 +1,17 @@
 import assert from "node:assert/strict";
 import type Stripe from "stripe";
 import { sandboxClient } from "../local/stripe-sandbox/testing.ts";
-import { order, postEvent, purchase, startAlertReceiver } from "./_purchase.ts";
+import {
+  order,
+  postEvent,
+  purchase,
+  startAlertReceiver,
+  subscriptionControl,
+} from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 
 const GRACE_SECONDS = 3 * 86400;
 const RETENTION_SECONDS = 14 * 86400;
-
-/** What a lifecycle control call answers. */
-interface Life {
-  subscription: Stripe.Subscription;
-  invoice?: Stripe.Invoice;
-  event_ids: string[];
-}
-
-/** Runs a sandbox lifecycle control (time passing, a bank, a customer) and waits. */
-async function life(
-  stack: TestStack,
-  subscriptionId: string,
-  action: string,
-  body: Record<string, unknown> = {},
-): Promise<Life> {
-  const res = await fetch(
-    `${stack.stripe.url}/_sandbox/subscriptions/${subscriptionId}/${action}`,
-    {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    },
-  );
-  const answer = await res.json();
-  assert.equal(res.status, 200, JSON.stringify(answer));
-  await stack.idle();
-  return answer as Life;
-}
 
 /** A purchase that reached installing; answers the order id and its subscription. */
 async function subscribed(
@@ -153,10 +131,15 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
       "renewal paid: paid-until moves once, even when the event comes twice",
       async () => {
         const { orderId, subscriptionId } = await subscribed(stack, "Renew");
-        const renewal = await life(stack, subscriptionId, "renew", {
-          outcome: "paid",
-          delivery: "duplicate",
-        });
+        const renewal = await subscriptionControl(
+          stack,
+          subscriptionId,
+          "renew",
+          {
+            outcome: "paid",
+            delivery: "duplicate",
+          },
+        );
         const row = await order(stack, orderId);
         assert.deepEqual(row.paid_until, periodEnd(renewal.subscription));
         assert.equal(row.status, "installing");
@@ -186,9 +169,14 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         const { orderId, subscriptionId } = await subscribed(stack, "Grace");
         const alertsBefore = receiver.alerts.length;
         const before = Date.now();
-        const failed = await life(stack, subscriptionId, "renew", {
-          outcome: "failed",
-        });
+        const failed = await subscriptionControl(
+          stack,
+          subscriptionId,
+          "renew",
+          {
+            outcome: "failed",
+          },
+        );
         const after = Date.now();
         let row = await order(stack, orderId);
         assert.equal(row.status, "installing");
@@ -211,7 +199,11 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
           row.suspend_at,
         );
 
-        const recovered = await life(stack, subscriptionId, "recover");
+        const recovered = await subscriptionControl(
+          stack,
+          subscriptionId,
+          "recover",
+        );
         row = await order(stack, orderId);
         assert.equal(row.suspend_at, null);
         assert.equal(row.subscription_status, "active");
@@ -241,8 +233,10 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         const { orderId, subscriptionId } = await subscribed(stack, "Dunning");
         await stack.sql`update public.orders set status = 'active'
           where id = ${orderId}`;
-        await life(stack, subscriptionId, "renew", { outcome: "failed" });
-        await life(stack, subscriptionId, "dunning_exhausted", {
+        await subscriptionControl(stack, subscriptionId, "renew", {
+          outcome: "failed",
+        });
+        await subscriptionControl(stack, subscriptionId, "dunning_exhausted", {
           result: "unpaid",
         });
         let row = await order(stack, orderId);
@@ -261,7 +255,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
           null,
         ]);
 
-        await life(stack, subscriptionId, "recover");
+        await subscriptionControl(stack, subscriptionId, "recover");
         row = await order(stack, orderId);
         assert.equal(row.status, "active");
         assert.equal(row.panel_target, "running");
@@ -280,7 +274,11 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
       "dispute: suspended, not lifted by a later payment",
       async () => {
         const { orderId, subscriptionId } = await subscribed(stack, "Dispute");
-        const disputed = await life(stack, subscriptionId, "dispute");
+        const disputed = await subscriptionControl(
+          stack,
+          subscriptionId,
+          "dispute",
+        );
         assert.deepEqual(await outcomes(stack, disputed.event_ids), [
           "charge.dispute.created:processed",
         ]);
@@ -289,9 +287,14 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         assert.equal(row.panel_target, "suspended");
         assert.equal(row.suspend_reason, "dispute");
 
-        const renewal = await life(stack, subscriptionId, "renew", {
-          outcome: "paid",
-        });
+        const renewal = await subscriptionControl(
+          stack,
+          subscriptionId,
+          "renew",
+          {
+            outcome: "paid",
+          },
+        );
         row = await order(stack, orderId);
         assert.equal(row.status, "suspended");
         assert.equal(row.panel_target, "suspended");
@@ -320,7 +323,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         );
 
         const before = Date.now();
-        await life(stack, subscriptionId, "advance");
+        await subscriptionControl(stack, subscriptionId, "advance");
         const after = Date.now();
         row = await order(stack, orderId);
         assert.equal(row.status, "canceled");
@@ -360,7 +363,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
       "full refund of the only payment: canceled, and billing stops in Stripe",
       async () => {
         const { orderId, subscriptionId } = await subscribed(stack, "Refund");
-        await life(stack, subscriptionId, "refund");
+        await subscriptionControl(stack, subscriptionId, "refund");
         const row = await order(stack, orderId);
         assert.equal(row.status, "canceled");
         assert.equal(row.panel_target, "suspended");
@@ -375,8 +378,10 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
       "a refund after a renewal leaves the order running",
       async () => {
         const { orderId, subscriptionId } = await subscribed(stack, "Partial");
-        await life(stack, subscriptionId, "renew", { outcome: "paid" });
-        await life(stack, subscriptionId, "refund");
+        await subscriptionControl(stack, subscriptionId, "renew", {
+          outcome: "paid",
+        });
+        await subscriptionControl(stack, subscriptionId, "refund");
         const row = await order(stack, orderId);
         assert.equal(row.status, "installing");
         assert.equal(row.panel_target, "running");

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { sandboxClient } from "../local/stripe-sandbox/testing.ts";
 import { order, purchase, subscriptionControl } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
-import { finishInstalls, sweeper } from "./_sweep.ts";
+import { invoke } from "./_fixtures.ts";
+import { finishInstalls, serviceCall, sweeper } from "./_sweep.ts";
 
 async function freeMemory(stack: TestStack, nodeId: number): Promise<number> {
   const [row] = await stack.sql`select free_memory_mb from public.node_capacity
@@ -93,6 +94,71 @@ Deno.test("a server's whole life: paid, renewal failed, recovered, canceled, del
     ]);
   } finally {
     await worker.close();
+    await stack.close();
+  }
+});
+
+Deno.test("a dispute suspends the server until an admin lifts it", async () => {
+  const stack = await startTestStack();
+  try {
+    const checkout = await purchase(stack, { server_name: "Disputed" });
+    let row = await order(stack, checkout.orderId);
+    const server = () =>
+      stack.panel.state().servers.find((s) =>
+        s.id === row.pterodactyl_server_id
+      );
+    await finishInstalls(stack, { server_id: row.pterodactyl_server_id });
+    await subscriptionControl(stack, row.stripe_subscription_id, "dispute");
+    row = await order(stack, checkout.orderId);
+    assert.deepEqual([row.status, row.suspend_reason], [
+      "suspended",
+      "dispute",
+    ]);
+    assert.equal(server()?.status, "suspended");
+
+    // Only the service may lift it; an order that is not suspended cannot be lifted.
+    const asUser = await invoke(
+      checkout.user.client,
+      "sync-server-status",
+      { order_id: checkout.orderId, lift_suspension: true },
+    );
+    assert.equal(asUser.status, 200);
+    assert.equal((await order(stack, checkout.orderId)).status, "suspended");
+    assert.deepEqual(
+      (await serviceCall(stack, { lift_suspension: true })).status,
+      400,
+    );
+
+    const lifted = await serviceCall(stack, {
+      order_id: checkout.orderId,
+      lift_suspension: true,
+    });
+    assert.equal(lifted.status, 200, JSON.stringify(lifted.body));
+    row = await order(stack, checkout.orderId);
+    assert.deepEqual(
+      [row.status, row.panel_target, row.suspend_reason, row.panel_state],
+      ["active", "running", null, "installed"],
+    );
+    assert.equal(server()?.status === "suspended", false);
+    const lifts = await stack
+      .sql`select actor, to_status from public.order_events
+      where order_id = ${checkout.orderId} and kind = 'status'
+        and message = 'Suspension (dispute) lifted by an admin'`;
+    // Back to where it was when suspended; the refresh then saw it installed.
+    assert.deepEqual(lifts.map((e) => [e.actor, e.to_status]), [[
+      "admin",
+      "installing",
+    ]]);
+
+    const again = await serviceCall(stack, {
+      order_id: checkout.orderId,
+      lift_suspension: true,
+    });
+    assert.deepEqual(
+      [again.status, (again.body.error as { code: string }).code],
+      [409, "order_not_suspended"],
+    );
+  } finally {
     await stack.close();
   }
 });

@@ -205,3 +205,23 @@ export function customerMessage(
       return "Checkout expired";
   }
 }
+
+/** The status a lifted suspension returns to: where it was, without a stale claim. */
+export function resumedStatus(
+  order: {
+    statusBeforeSuspension: OrderStatus | null;
+    pterodactyl_server_id: number | null;
+  },
+): OrderStatus {
+  switch (order.statusBeforeSuspension) {
+    case "active":
+    case "installing":
+    case "error":
+      return order.statusBeforeSuspension;
+    case "paid":
+    case "provisioning":
+      return "paid";
+    default:
+      return order.pterodactyl_server_id === null ? "paid" : "installing";
+  }
+}

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { resumedStatus } from "../_shared/lifecycle.ts";
 import type {
   Order,
   OrderFields,
@@ -140,21 +141,6 @@ function later(a: Date | null, b: Date | null): Date | null {
 
 function sameTime(a: Date | null, b: Date | null): boolean {
   return (a?.getTime() ?? null) === (b?.getTime() ?? null);
-}
-
-/** The status a lifted suspension returns to: where it was, without a stale claim. */
-function resumedStatus(order: LifecycleOrder): OrderStatus {
-  switch (order.statusBeforeSuspension) {
-    case "active":
-    case "installing":
-    case "error":
-      return order.statusBeforeSuspension;
-    case "paid":
-    case "provisioning":
-      return "paid";
-    default:
-      return order.pterodactyl_server_id === null ? "paid" : "installing";
-  }
 }
 
 /** Decides what a subscription event changes on its order. */

@@ -33,13 +33,19 @@ import {
 import type { Sql } from "../_shared/db.ts";
 import { DomainError, HttpError } from "../_shared/errors.ts";
 import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
-import { customerMessage } from "../_shared/lifecycle.ts";
+import { customerMessage, resumedStatus } from "../_shared/lifecycle.ts";
 import {
   type LifecycleConfig,
   lifecycleEnv,
 } from "../_shared/lifecycle_config.ts";
 import type { Logger } from "../_shared/log.ts";
-import { type Order, ordersOfUser, readOrder } from "../_shared/orders.ts";
+import {
+  changeOrder,
+  type Order,
+  ordersOfUser,
+  readOrder,
+  statusBeforeSuspension,
+} from "../_shared/orders.ts";
 import {
   type PanelClient,
   type PanelClientApi,
@@ -79,7 +85,14 @@ export interface SyncDeps {
   cacheMs?: number;
 }
 
-const ServiceRequest = z.strictObject({ order_id: z.uuid().optional() });
+const ServiceRequest = z.strictObject({
+  order_id: z.uuid().optional(),
+  /** An admin lifts the order's suspension (a dispute settled, say). */
+  lift_suspension: z.literal(true).optional(),
+}).refine((body) => !body.lift_suspension || body.order_id, {
+  message: "lift_suspension needs an order_id",
+  path: ["order_id"],
+});
 
 /** The customer's view of one order. */
 export interface OrderView {
@@ -177,6 +190,7 @@ export function createSyncHandler(deps: SyncDeps): Handler {
         `Order "${orderId}" does not exist`,
       );
     }
+    if (body.lift_suspension) await liftSuspension(orderId);
     const actions = await convergeDue({ ...converge, log }, {
       actor: "sync-server-status",
       orderId,
@@ -191,6 +205,48 @@ export function createSyncHandler(deps: SyncDeps): Handler {
       panel_action_due_at: order?.panel_action_due_at?.toISOString() ?? null,
       actions,
       panel_calls: calls(),
+    });
+  }
+
+  /**
+   * An admin lifts a suspension (any but a cancellation's: that subscription is over):
+   * the target is running again and the order goes back to where it was.
+   */
+  async function liftSuspension(orderId: string): Promise<void> {
+    await deps.sql.begin(async (tx) => {
+      const order = await readOrder(tx, orderId, { lock: true });
+      if (order?.panel_target !== "suspended" || !order.suspend_reason) {
+        throw new DomainError(
+          "conflict",
+          "order_not_suspended",
+          `Order "${orderId}" is not suspended`,
+        );
+      }
+      if (order.suspend_reason === "canceled") {
+        throw new DomainError(
+          "conflict",
+          "order_canceled",
+          `Order "${orderId}" was canceled; its subscription has ended`,
+        );
+      }
+      const back = resumedStatus({
+        statusBeforeSuspension: await statusBeforeSuspension(tx, orderId),
+        pterodactyl_server_id: order.pterodactyl_server_id,
+      });
+      await changeOrder(tx, orderId, {
+        to: order.status === "suspended" ? back : undefined,
+        set: {
+          panel_target: "running",
+          suspend_reason: null,
+          suspend_at: null,
+          panel_action_due_at: now(),
+          panel_action_attempts: 0,
+          // Never provisioned: the sweep provisions it now.
+          ...(back === "paid" ? { next_attempt_at: now() } : {}),
+        },
+        actor: "admin",
+        reason: `Suspension (${order.suspend_reason}) lifted by an admin`,
+      });
     });
   }
 

@@ -9,7 +9,13 @@ import { z } from "zod";
 import type { ControlRoutes, FaultPlan } from "../sandbox-kit/mod.ts";
 import { completeSession, getSession } from "./_checkout.ts";
 import type { StripeErrorType } from "./_errors.ts";
-import { invalidRequest, json, noSuch, StripeApiError } from "./_errors.ts";
+import {
+  controlBody,
+  json,
+  noSuch,
+  parseControl,
+  StripeApiError,
+} from "./_errors.ts";
 import { parseForm } from "./_form.ts";
 import { payPage } from "./_html.ts";
 import { lifecycleRoutes } from "./_lifecycle.ts";
@@ -40,7 +46,7 @@ export function controlRoutes(state: State): ControlRoutes {
     "POST /_sandbox/checkout/sessions/:id/complete": (c) =>
       complete(state, c.request, c.params.id),
     "POST /_sandbox/events/:id/deliver": async (c) => {
-      const input = parse(Deliver, await body(c.request));
+      const input = parseControl(Deliver, await controlBody(c.request));
       const event = state.store.events.get(c.params.id);
       if (event === undefined) throw noSuch("event", c.params.id);
       const statuses = await state.webhooks.redeliver(
@@ -53,8 +59,9 @@ export function controlRoutes(state: State): ControlRoutes {
     "GET /_sandbox/deliveries": () => json(200, state.webhooks.log),
     "GET /_sandbox/events": () => json(200, [...state.store.events.values()]),
     "POST /_sandbox/webhook": async (c) => {
-      state.webhooks.url = parse(Webhook, await body(c.request)).url ??
-        undefined;
+      state.webhooks.url =
+        parseControl(Webhook, await controlBody(c.request)).url ??
+          undefined;
       return json(200, { url: state.webhooks.url ?? null });
     },
     ...lifecycleRoutes(state),
@@ -111,9 +118,9 @@ async function complete(
   const fromPage = (req.headers.get("content-type") ?? "").includes(
     "application/x-www-form-urlencoded",
   );
-  const input = parse(
+  const input = parseControl(
     Complete,
-    fromPage ? parseForm(await req.text()) : await body(req),
+    fromPage ? parseForm(await req.text()) : await controlBody(req),
   );
   const { session, events } = completeSession(state, id, input.outcome);
   await state.webhooks.deliver(events, input.delivery);
@@ -124,25 +131,4 @@ async function complete(
     return new Response(null, { status: 303, headers: { location: next } });
   }
   return json(200, { session, event_ids: events.map((e) => e.id) });
-}
-
-async function body(req: Request): Promise<unknown> {
-  const text = await req.text();
-  if (text.trim() === "") return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw invalidRequest("Invalid JSON body");
-  }
-}
-
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    throw invalidRequest(`Invalid ${issue.path.join(".")}: ${issue.message}`, {
-      param: issue.path.join("."),
-    });
-  }
-  return result.data;
 }

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { z } from "zod";
 
 /** An error type Stripe puts in `error.type`. */
 export type StripeErrorType =
@@ -84,5 +85,27 @@ export function json(
   return new Response(JSON.stringify(body, null, 2), {
     status,
     headers: { "content-type": "application/json", ...headers },
+  });
+}
+
+/** A control call's JSON body ({} when empty); malformed JSON is Stripe's 400. */
+export async function controlBody(req: Request): Promise<unknown> {
+  const text = await req.text();
+  if (text.trim() === "") return {};
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw invalidRequest("Invalid JSON body");
+  }
+}
+
+/** Parses a control call's input; the first problem is Stripe's 400 naming the param. */
+export function parseControl<T>(schema: z.ZodType<T>, value: unknown): T {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const param = issue.path.join(".");
+  throw invalidRequest(`Invalid ${param || "body"}: ${issue.message}`, {
+    param,
   });
 }

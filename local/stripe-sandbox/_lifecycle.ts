@@ -16,7 +16,7 @@ import {
   isEnded,
   renewalInvoice,
 } from "./_billing.ts";
-import { invalidRequest, json } from "./_errors.ts";
+import { controlBody, invalidRequest, json, parseControl } from "./_errors.ts";
 import type {
   Charge,
   Invoice,
@@ -66,7 +66,7 @@ type Action = (
 export function lifecycleRoutes(state: State): ControlRoutes {
   const actions: Record<string, Action> = {
     renew(sub, body) {
-      const input = parse(Renew, body);
+      const input = parseControl(Renew, body);
       requireStatus(sub, ["active", "past_due", "trialing"], "renew");
       return {
         outcome: renew(state, sub, input.outcome === "paid"),
@@ -74,7 +74,7 @@ export function lifecycleRoutes(state: State): ControlRoutes {
       };
     },
     advance(sub, body) {
-      const input = parse(Renew, body);
+      const input = parseControl(Renew, body);
       requireStatus(sub, ["active", "past_due", "trialing"], "advance");
       const outcome = sub.cancel_at_period_end
         ? {
@@ -87,12 +87,12 @@ export function lifecycleRoutes(state: State): ControlRoutes {
       return { outcome, delivery: input.delivery };
     },
     recover(sub, body) {
-      const { delivery } = parse(Plain, body);
+      const { delivery } = parseControl(Plain, body);
       requireStatus(sub, ["past_due", "unpaid"], "recover");
       return { outcome: recover(state, sub), delivery };
     },
     dunning_exhausted(sub, body) {
-      const input = parse(DunningExhausted, body);
+      const input = parseControl(DunningExhausted, body);
       requireStatus(sub, ["past_due"], "end dunning for");
       return {
         outcome: exhaustDunning(state, sub, input.result),
@@ -100,11 +100,11 @@ export function lifecycleRoutes(state: State): ControlRoutes {
       };
     },
     dispute(sub, body) {
-      const { delivery } = parse(Plain, body);
+      const { delivery } = parseControl(Plain, body);
       return { outcome: dispute(state, sub), delivery };
     },
     refund(sub, body) {
-      const { delivery } = parse(Plain, body);
+      const { delivery } = parseControl(Plain, body);
       return { outcome: refund(state, sub), delivery };
     },
   };
@@ -113,7 +113,10 @@ export function lifecycleRoutes(state: State): ControlRoutes {
       `POST /_sandbox/subscriptions/:id/${name}`,
       async (call: ControlRequest) => {
         const sub = getSubscription(state, call.params.id);
-        const { outcome, delivery } = action(sub, await readBody(call.request));
+        const { outcome, delivery } = action(
+          sub,
+          await controlBody(call.request),
+        );
         await state.webhooks.deliver(outcome.events, delivery);
         return json(200, {
           subscription: outcome.subscription,
@@ -293,24 +296,4 @@ function requireStatus(
     }`,
     { param: "status" },
   );
-}
-
-async function readBody(req: Request): Promise<unknown> {
-  const text = await req.text();
-  if (text.trim() === "") return {};
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw invalidRequest("Invalid JSON body");
-  }
-}
-
-function parse<T>(schema: z.ZodType<T>, value: unknown): T {
-  const result = schema.safeParse(value);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0];
-  const param = issue.path.join(".");
-  throw invalidRequest(`Invalid ${param || "body"}: ${issue.message}`, {
-    param,
-  });
 }

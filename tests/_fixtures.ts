@@ -3,6 +3,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import type { SupabaseClient } from "@supabase/supabase-js";
 import { FunctionsHttpError } from "@supabase/supabase-js";
 import type postgres from "postgres";
@@ -111,4 +112,27 @@ export async function injectDbError(
     await sql.unsafe(`drop trigger ${name} on public.${fault.table};
       drop function public.${name}();`);
   };
+}
+
+/** Creates a user directly on the panel sandbox, as an admin would; answers its id. */
+export async function createPanelUser(
+  stack: { panel: { url: string }; keys: { panelApiKey: string } },
+  fields: { email: string; username: string; external_id?: string },
+): Promise<number> {
+  const res = await fetch(`${stack.panel.url}/api/application/users`, {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${stack.keys.panelApiKey}`,
+      Accept: "application/json",
+      "Content-Type": "application/json",
+    },
+    body: JSON.stringify({
+      first_name: "Legacy",
+      last_name: "Account",
+      ...fields,
+    }),
+  });
+  const body = await res.json();
+  assert.equal(res.status, 201, JSON.stringify(body));
+  return body.attributes.id;
 }

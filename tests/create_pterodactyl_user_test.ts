@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { errorCode, invoke } from "./_fixtures.ts";
+import { createPanelUser, errorCode, invoke } from "./_fixtures.ts";
 import { startTestStack, type TestStack, type TestUser } from "./_stack.ts";
 
 const FN = "create-pterodactyl-user";
@@ -42,29 +42,6 @@ function callsTo(stack: TestStack, method: string, path: string | RegExp) {
     c.method === method &&
     (typeof path === "string" ? c.path === path : path.test(c.path))
   );
-}
-
-/** Creates a user directly on the panel, as an admin would, and answers its id. */
-async function createPanelUser(
-  stack: TestStack,
-  fields: { email: string; username: string; external_id?: string },
-): Promise<number> {
-  const res = await fetch(`${stack.panel.url}${USERS_PATH}`, {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${stack.keys.panelApiKey}`,
-      Accept: "application/json",
-      "Content-Type": "application/json",
-    },
-    body: JSON.stringify({
-      first_name: "Legacy",
-      last_name: "Account",
-      ...fields,
-    }),
-  });
-  const body = await res.json();
-  assert.equal(res.status, 201, JSON.stringify(body));
-  return body.attributes.id;
 }
 
 /** A new user with a fixed, unique email (so the derived username is known). */

@@ -1,29 +1,6 @@
 import assert from "node:assert/strict";
-import { invoke } from "./_fixtures.ts";
-import { startTestStack, type TestStack } from "./_stack.ts";
-
-/** Creates a user directly on the panel, as an admin would, and answers its id. */
-async function createPanelUser(
-  stack: TestStack,
-  fields: { email: string; username: string },
-): Promise<number> {
-  const res = await fetch(`${stack.panel.url}/api/application/users`, {
-    method: "POST",
-    headers: {
-      Authorization: `Bearer ${stack.keys.panelApiKey}`,
-      Accept: "application/json",
-      "Content-Type": "application/json",
-    },
-    body: JSON.stringify({
-      first_name: "Legacy",
-      last_name: "Account",
-      ...fields,
-    }),
-  });
-  const body = await res.json();
-  assert.equal(res.status, 201, JSON.stringify(body));
-  return body.attributes.id;
-}
+import { createPanelUser, invoke } from "./_fixtures.ts";
+import { startTestStack } from "./_stack.ts";
 
 Deno.test("create-pterodactyl-user adopts a panel account only on an exact email match", async () => {
   const stack = await startTestStack();

@@ -7,34 +7,21 @@ import {
 } from "../local/stripe-sandbox/mod.ts";
 import {
   sandboxClient,
+  type SandboxEnv,
   startWebhookReceiver,
-  type WebhookReceiver,
+  withSandbox,
 } from "../local/stripe-sandbox/testing.ts";
 
 const KEY = "sk_test_local_0123456789abcdef";
 const WHSEC = "whsec_local_test_secret";
 
-interface Env {
-  sandbox: StripeSandbox;
-  stripe: Stripe;
-  receiver: WebhookReceiver;
-}
+type Env = SandboxEnv;
 
-async function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
-  const receiver = await startWebhookReceiver(WHSEC);
-  const sandbox = await startStripeSandbox({
-    catalogue: await loadCatalogue(),
-    secretKey: KEY,
-    webhookSecret: WHSEC,
-    webhookUrl: receiver.url,
-    retryDelaysMs: [20],
-  });
-  try {
-    await fn({ sandbox, stripe: sandboxClient(sandbox, KEY), receiver });
-  } finally {
-    await sandbox.close();
-    await receiver.close();
-  }
+function withEnv(fn: (env: Env) => Promise<void>): Promise<void> {
+  return withSandbox(
+    { secretKey: KEY, webhookSecret: WHSEC, retryDelaysMs: [20] },
+    fn,
+  );
 }
 
 async function control(

@@ -9,37 +9,26 @@ import {
 } from "../local/stripe-sandbox/mod.ts";
 import {
   sandboxClient,
-  startWebhookReceiver,
+  type SandboxEnv,
   type WebhookReceiver,
+  withSandbox,
 } from "../local/stripe-sandbox/testing.ts";
 
 const KEY = "sk_test_local_0123456789abcdef";
 const WHSEC = "whsec_local_test_secret";
 
-interface Env {
-  sandbox: StripeSandbox;
-  stripe: Stripe;
-  receiver: WebhookReceiver;
-}
+type Env = SandboxEnv;
 
-async function withEnv(
+function withEnv(
   statuses: number[],
   fn: (env: Env) => Promise<void>,
 ): Promise<void> {
-  const receiver = await startWebhookReceiver(WHSEC, statuses);
-  const sandbox = await startStripeSandbox({
-    catalogue: await loadCatalogue(),
+  return withSandbox({
     secretKey: KEY,
     webhookSecret: WHSEC,
-    webhookUrl: receiver.url,
+    statuses,
     retryDelaysMs: [20, 40, 80],
-  });
-  try {
-    await fn({ sandbox, stripe: sandboxClient(sandbox, KEY), receiver });
-  } finally {
-    await sandbox.close();
-    await receiver.close();
-  }
+  }, fn);
 }
 
 async function newSession(stripe: Stripe, customer?: string) {

@@ -6,7 +6,8 @@
  */
 import Stripe from "stripe";
 import { serveLoopback } from "../sandbox-kit/mod.ts";
-import type { StripeSandbox } from "./mod.ts";
+import { loadCatalogue } from "../catalogue.ts";
+import { startStripeSandbox, type StripeSandbox } from "./mod.ts";
 
 /** The real SDK pointed at a sandbox (fetch client, as in Deno and Edge Functions). */
 export function sandboxClient(
@@ -93,4 +94,47 @@ export function startWebhookReceiver(
     received,
     close: () => server.close(),
   });
+}
+
+/** A sandbox delivering to a receiver, with an SDK client on it. */
+export interface SandboxEnv {
+  sandbox: StripeSandbox;
+  stripe: Stripe;
+  receiver: WebhookReceiver;
+}
+
+/**
+ * Runs `fn` with a catalogue-seeded sandbox whose webhooks go to a receiver answering
+ * `statuses` in turn (then 200), and closes both afterwards.
+ */
+export async function withSandbox(
+  options: {
+    secretKey: string;
+    webhookSecret: string;
+    statuses?: number[];
+    retryDelaysMs?: number[];
+  },
+  fn: (env: SandboxEnv) => Promise<void>,
+): Promise<void> {
+  const receiver = await startWebhookReceiver(
+    options.webhookSecret,
+    options.statuses,
+  );
+  const sandbox = await startStripeSandbox({
+    catalogue: await loadCatalogue(),
+    secretKey: options.secretKey,
+    webhookSecret: options.webhookSecret,
+    webhookUrl: receiver.url,
+    retryDelaysMs: options.retryDelaysMs,
+  });
+  try {
+    await fn({
+      sandbox,
+      stripe: sandboxClient(sandbox, options.secretKey),
+      receiver,
+    });
+  } finally {
+    await sandbox.close();
+    await receiver.close();
+  }
 }

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { serverPayload } from "../local/panel-sandbox/testing.ts";
 import type { PanelClient } from "../supabase/functions/_shared/panel.ts";
 import { STALE_CLAIM_MS } from "../supabase/functions/_shared/provision.ts";
 import { insertOrder } from "./_fixtures.ts";
@@ -135,17 +136,8 @@ Deno.test("servers-provision recovers, reconciles and retries", async (t) => {
                     Accept: "application/json",
                     "Content-Type": "application/json",
                   },
-                  body: JSON.stringify({
+                  body: JSON.stringify(serverPayload({
                     name: "Competitor",
-                    user: 1,
-                    egg: 1,
-                    docker_image: "ghcr.io/pterodactyl/yolks:java_21",
-                    startup: "java -jar {{SERVER_JARFILE}}",
-                    environment: {
-                      MINECRAFT_VERSION: "latest",
-                      SERVER_JARFILE: "server.jar",
-                      BUILD_NUMBER: "latest",
-                    },
                     limits: {
                       memory: 512,
                       swap: 0,
@@ -155,7 +147,7 @@ Deno.test("servers-provision recovers, reconciles and retries", async (t) => {
                     },
                     feature_limits: { databases: 0, backups: 0 },
                     allocation: { default: competitor },
-                  }),
+                  })),
                 });
                 const body = await res.json();
                 assert.equal(res.status, 201, JSON.stringify(body));

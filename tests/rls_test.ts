@@ -188,6 +188,16 @@ const CASES: TableCase[] = [
     read: serviceOnly,
   },
   {
+    table: "panel_orphans",
+    insert: () =>
+      `insert into public.panel_orphans (panel_server_id, external_id) values (900001, 'x')`,
+    fixture: () =>
+      `insert into public.panel_orphans (panel_server_id, external_id) values (900002, 'fixture')`,
+    key: "panel_server_id = 900002",
+    set: "name = 'changed'",
+    read: serviceOnly,
+  },
+  {
     table: "stripe_events_log",
     insert: () =>
       `insert into public.stripe_events_log (event_id, type, payload) values ('evt_rls', 'x', '{}')`,
@@ -208,6 +218,7 @@ const SERVICE_TABLES = [
   "order_invoices",
   "panel_allocations",
   "panel_eggs",
+  "panel_orphans",
   "order_events",
   "orders",
   "plan_prices",

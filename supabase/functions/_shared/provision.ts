@@ -10,6 +10,7 @@
  * @module
  */
 import type { Alerter } from "./alerts.ts";
+import { convergeDue } from "./converge.ts";
 import type { Sql } from "./db.ts";
 import { DomainError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -20,7 +21,12 @@ import {
   readOrder,
   recordOrderEvent,
 } from "./orders.ts";
-import { type PanelClient, PanelError, type PanelServer } from "./panel.ts";
+import {
+  type PanelClient,
+  type PanelClientApi,
+  PanelError,
+  type PanelServer,
+} from "./panel.ts";
 import { ensurePanelAccount } from "./panel_accounts.ts";
 import { lockRegionRooms } from "./catalog.ts";
 import {
@@ -42,6 +48,8 @@ import { type PlanBuild, serverSpec } from "./server_spec.ts";
 export interface ProvisionDeps {
   sql: Sql;
   panel: PanelClient;
+  /** The client API, for converging an order that moved on while its server was made. */
+  client?: PanelClientApi | null;
   alert: Alerter;
   log: Logger;
   now?: () => Date;
@@ -182,6 +190,15 @@ async function bookNode(
   return await sql.begin(async (tx) => {
     const rooms = await lockRegionRooms(tx, order.region);
     const current = await readOrder(tx, order.id);
+    if (current?.status !== "provisioning") {
+      // Cancelled, refunded or disputed since the claim: no server is wanted now.
+      throw new StepError(
+        "Booking a node",
+        `the order became ${
+          current?.status ?? "deleted"
+        } before its server was created`,
+      );
+    }
     // The reservation's room is already counted in node_capacity: use it as it is.
     const reserved = rooms.find((room) => room.id === current?.node_id);
     if (reserved) return reserved;
@@ -303,7 +320,7 @@ async function runSteps(
     () => ensurePanelAccount(deps.sql, panel, order.user_id),
   );
 
-  if (order.attempt_count > 1) {
+  if (order.attempt_count > 1 || order.pterodactyl_server_id !== null) {
     // An earlier attempt may have made the server before its worker died.
     const existing = await step(
       "Looking for a server from an earlier attempt",
@@ -374,6 +391,61 @@ async function runSteps(
   return { server, nodeId: node.id };
 }
 
+/**
+ * Records the server the panel made on its order, whatever the order's status became
+ * while the create ran: a server always belongs to its order. A claim still held moves
+ * to `installing`; an order that moved on (cancelled, suspended) keeps its status, and
+ * when its target is no longer a running server the panel action is due now.
+ */
+async function recordServer(
+  deps: ProvisionDeps,
+  order: Order,
+  server: PanelServer,
+  nodeId: number,
+  options: { actor: string },
+): Promise<Order> {
+  const now = deps.now?.() ?? new Date();
+  return await deps.sql.begin(async (tx) => {
+    const current = await readOrder(tx, order.id, { lock: true });
+    if (!current) throw orderNotFound(order.id);
+    const claimed = current.status === "provisioning";
+    const act = current.panel_target !== "running";
+    const changed = await changeOrder(tx, order.id, {
+      to: claimed ? "installing" : undefined,
+      set: {
+        pterodactyl_server_id: server.id,
+        pterodactyl_server_identifier: server.identifier,
+        node_id: nodeId,
+        next_attempt_at: null,
+        panel_state: "installing",
+        panel_seen_at: now,
+        ...(claimed ? { error_message: null } : {}),
+        ...(act ? { panel_action_due_at: now, panel_action_attempts: 0 } : {}),
+      },
+      actor: options.actor,
+      reason: claimed
+        ? `Server ${server.identifier} created; installing`
+        : `Server ${server.identifier} created while the order became ${current.status}; recorded`,
+    });
+    await recordOrderEvent(tx, order.id, {
+      kind: "provision_attempt",
+      message: claimed
+        ? `Attempt ${order.attempt_count} succeeded`
+        : `Attempt ${order.attempt_count} created server ${server.identifier} after the order became ${current.status}: recorded, and the panel follows the order's target (${current.panel_target})`,
+      detail: {
+        attempt: order.attempt_count,
+        server_id: server.id,
+        server_identifier: server.identifier,
+        panel_node_id: server.node,
+        status: current.status,
+        panel_target: current.panel_target,
+      },
+      actor: options.actor,
+    });
+    return changed!;
+  });
+}
+
 /** Provisions one order; see the module doc. */
 export async function provisionOrder(
   deps: ProvisionDeps,
@@ -390,37 +462,20 @@ export async function provisionOrder(
 
   try {
     const { server, nodeId } = await runSteps(deps, order, options.actor);
-    await deps.sql.begin(async (tx) => {
-      await changeOrder(tx, order.id, {
-        to: "installing",
-        set: {
-          pterodactyl_server_id: server.id,
-          pterodactyl_server_identifier: server.identifier,
-          node_id: nodeId,
-          error_message: null,
-          next_attempt_at: null,
-          panel_state: "installing",
-          panel_seen_at: new Date(),
-        },
-        actor: options.actor,
-        reason: `Server ${server.identifier} created; installing`,
-      });
-      await recordOrderEvent(tx, order.id, {
-        kind: "provision_attempt",
-        message: `Attempt ${order.attempt_count} succeeded`,
-        detail: {
-          attempt: order.attempt_count,
-          server_id: server.id,
-          server_identifier: server.identifier,
-          panel_node_id: server.node,
-        },
-        actor: options.actor,
-      });
-    });
+    const recorded = await recordServer(deps, order, server, nodeId, options);
     log.info("Server created", {
       server_id: server.id,
       identifier: server.identifier,
+      status: recorded.status,
     });
+    if (recorded.panel_action_due_at !== null) {
+      // The order no longer wants a running server (cancelled, refunded, disputed while
+      // the create ran): the panel follows in this same pass, not a sweep later.
+      await convergeDue({ ...deps, client: deps.client ?? null, log }, {
+        actor: options.actor,
+        orderId: order.id,
+      });
+    }
   } catch (error) {
     await fail(deps, order, error, options.actor, log);
   }
@@ -448,26 +503,31 @@ async function fail(
   }, deps.retry ?? DEFAULT_RETRY_POLICY);
   const now = deps.now?.() ?? new Date();
   const next = decision.retry ? decision.at : null;
-  log.error("Provisioning failed", { error: message, next_attempt_at: next });
-  await deps.sql.begin(async (tx) => {
+  const moved = await deps.sql.begin(async (tx) => {
     const current = await readOrder(tx, order.id, { lock: true });
     if (current?.pterodactyl_server_id == null) {
       await releaseAllocation(tx, order.id);
     }
-    await changeOrder(tx, order.id, {
-      to: "error",
-      set: {
-        error_message: message,
-        // The node booking stays: the customer paid for that room, the retry uses it.
-        next_attempt_at: next,
-        gave_up_at: decision.retry ? null : now,
-      },
-      actor,
-      reason: message,
-    });
+    // Only a claim still held fails: an order cancelled or suspended meanwhile keeps
+    // its status, and nothing is retried for it.
+    const failed = current?.status === "provisioning" &&
+      await changeOrder(tx, order.id, {
+          to: "error",
+          onlyFrom: ["provisioning"],
+          set: {
+            error_message: message,
+            // The node booking stays: the customer paid for that room, the retry uses it.
+            next_attempt_at: next,
+            gave_up_at: decision.retry ? null : now,
+          },
+          actor,
+          reason: message,
+        }) !== null;
     await recordOrderEvent(tx, order.id, {
       kind: "provision_attempt",
-      message: `Attempt ${attempt} failed`,
+      message: failed
+        ? `Attempt ${attempt} failed`
+        : `Attempt ${attempt} failed after the order became ${current?.status}: not retried`,
       detail: {
         attempt,
         step: stepName,
@@ -476,11 +536,20 @@ async function fail(
         panel_code: cause instanceof PanelError
           ? cause.panelCode ?? null
           : null,
-        next_attempt_at: next?.toISOString() ?? null,
+        next_attempt_at: failed ? next?.toISOString() ?? null : null,
       },
       actor,
     });
+    return failed ? null : current?.status ?? null;
   });
+  if (moved !== null) {
+    log.warn("Provisioning stopped: the order moved on", {
+      error: message,
+      status: moved,
+    });
+    return;
+  }
+  log.error("Provisioning failed", { error: message, next_attempt_at: next });
   await deps.alert({
     title: decision.retry ? "Provisioning failed" : "Provisioning gave up",
     message,

@@ -74,9 +74,18 @@ Deno.test("create-checkout-session", async (t) => {
         assert.deepEqual(session.metadata, expectedMetadata);
         assert.equal(session.amount_total, 999);
 
+        // As short as Stripe allows (30 minutes after it creates the session), plus
+        // a margin so it never refuses; the key names the order and that end.
+        const ttl = session.expires_at - session.created;
+        assert.ok(ttl >= 30 * 60 && ttl <= 33 * 60, `session lives ${ttl} s`);
+        assert.equal(
+          new Date(order.checkout_expires_at).getTime(),
+          session.expires_at * 1000,
+        );
         const create = stack.stripe.requests().find((r) =>
           r.path === "/v1/checkout/sessions" &&
-          r.idempotencyKey === `checkout-session-${order_id}`
+          r.idempotencyKey ===
+            `checkout-session-${order_id}-${session.expires_at}`
         );
         assert.ok(create, "the session is created with the order's key");
         const body = create.body as {
@@ -162,7 +171,14 @@ Deno.test("create-checkout-session", async (t) => {
           where order_id = ${
           String(first.body.order_id)
         } and to_status = 'expired'`;
-        assert.equal(closed.message, "Checkout expired before payment");
+        assert.equal(
+          closed.message,
+          "Checkout ended before payment: its session was expired in Stripe",
+        );
+        const session = await stripeFor(stack).checkout.sessions.retrieve(
+          String(first.body.session_id),
+        );
+        assert.equal(session.status, "expired");
       },
     );
 
@@ -250,9 +266,12 @@ Deno.test("create-checkout-session", async (t) => {
           )
             .map((r) => r.idempotencyKey),
         );
-        assert.deepEqual([...sessions], [
-          `checkout-session-${first.body.order_id}`,
-        ]);
+        assert.equal(sessions.size, 1);
+        assert.ok(
+          [...sessions][0]?.startsWith(
+            `checkout-session-${first.body.order_id}-`,
+          ),
+        );
       },
     );
 

@@ -492,19 +492,18 @@ function staleCheckout(db: Db, window: StaleCheckoutWindow) {
 }
 
 /**
- * Ids of pending orders whose checkout ended (or never opened) and that the sweep should
- * settle with Stripe, those waiting longest first.
+ * Pending orders (with their session, if any) whose checkout ended (or never opened)
+ * and that the sweep should settle with Stripe, those waiting longest first.
  */
 export async function staleCheckouts(
   sql: Sql,
   options: StaleCheckoutWindow & { limit: number },
-): Promise<string[]> {
-  const rows = await sql<{ id: string }[]>`
-    select id from public.orders
+): Promise<{ id: string; sessionId: string | null }[]> {
+  return await sql<{ id: string; sessionId: string | null }[]>`
+    select id, stripe_checkout_session_id as "sessionId" from public.orders
     where ${staleCheckout(sql, options)}
     order by coalesce(checkout_expires_at, created_at)
     limit ${options.limit}`;
-  return rows.map((row) => row.id);
 }
 
 /**

@@ -38,6 +38,10 @@ import { provisionOrder, STALE_CLAIM_MS } from "./provision.ts";
 import type { RetryPolicy } from "./retry.ts";
 import { Stripe } from "./stripe.ts";
 import { reconcileSession } from "./reconcile.ts";
+import {
+  closeCheckoutSession,
+  type ClosedSession,
+} from "./checkout_session.ts";
 
 /** What a sweep needs. */
 export interface SweepDeps extends ConvergeDeps {
@@ -153,8 +157,9 @@ function clock(deps: { now?: () => Date }): Date {
 }
 
 /**
- * How long after a checkout's end (or, without a session, after the order was created)
- * the sweep waits before asking Stripe: a completion webhook in flight lands first.
+ * How long after an order was created without a session being recorded the sweep
+ * closes it: the request making the session has long given up by then. An order whose
+ * session exists is settled at its end, `checkout_expires_at`, without waiting.
  */
 export const CHECKOUT_SETTLE_MS = 5 * 60_000;
 /** Abandoned checkouts settled per run (one or two Stripe calls each). */
@@ -179,7 +184,8 @@ type CheckoutOutcome =
 
 /**
  * Pending orders whose checkout ended without a webhook saying how, or whose session was
- * never created: Stripe says what became of the session, and the order follows.
+ * never created: Stripe says what became of the session (an open one is expired there
+ * first), and the order follows, its hold on the node released at the checkout's end.
  */
 async function settleCheckouts(
   deps: SweepDeps,
@@ -189,21 +195,25 @@ async function settleCheckouts(
   const now = clock(deps);
   const window: StaleCheckoutWindow = {
     now,
-    endedBefore: new Date(now.getTime() - CHECKOUT_SETTLE_MS),
+    endedBefore: now,
     createdBefore: new Date(now.getTime() - CHECKOUT_SETTLE_MS),
   };
   const due = await staleCheckouts(deps.sql, {
     ...window,
     limit: CHECKOUT_LIMIT,
   });
-  for (const orderId of due) {
+  for (const { id: orderId, sessionId } of due) {
     if (!more()) return;
     let settled: { outcome: CheckoutOutcome; alert?: Alert } | null;
     try {
-      settled = await settleCheckout(deps, orderId, window);
+      // Stripe first, outside any transaction; then the order under its lock.
+      const closed = sessionId === null
+        ? null
+        : await closeCheckoutSession(deps.stripe, sessionId, STRIPE_CALL);
+      settled = await settleCheckout(deps, orderId, sessionId, closed, window);
     } catch (error) {
       if (!(error instanceof Stripe.errors.StripeError)) throw error;
-      // The order is untouched (its transaction rolled back); the next sweep asks again.
+      // The order is untouched; the next sweep asks again.
       deps.log.warn("Asking Stripe about an abandoned checkout failed", {
         order_id: orderId,
         error: error.message,
@@ -222,17 +232,21 @@ async function settleCheckouts(
   }
 }
 
-/** Settles one abandoned checkout under its row lock; null when it no longer is one. */
+/**
+ * Applies what Stripe said about one abandoned checkout, under the order's row lock
+ * and only while it still is that abandoned checkout; null when it no longer is one.
+ */
 async function settleCheckout(
   deps: SweepDeps,
   orderId: string,
+  sessionId: string | null,
+  closed: ClosedSession | null,
   window: StaleCheckoutWindow,
 ): Promise<{ outcome: CheckoutOutcome; alert?: Alert } | null> {
   return await deps.sql.begin(async (tx) => {
     const order = await lockStaleCheckout(tx, orderId, window);
-    if (!order) return null;
-    const sessionId = order.stripe_checkout_session_id;
-    if (!sessionId) {
+    if (!order || order.stripe_checkout_session_id !== sessionId) return null;
+    if (sessionId === null || closed === null) {
       // The URL is handed out only after the session is stored: nobody can pay this.
       await expireCheckout(
         tx,
@@ -242,16 +256,7 @@ async function settleCheckout(
       );
       return { outcome: "unopened" };
     }
-    let session: Stripe.Checkout.Session;
-    try {
-      session = await deps.stripe.checkout.sessions.retrieve(
-        sessionId,
-        {},
-        STRIPE_CALL,
-      );
-    } catch (error) {
-      if (!(error instanceof Stripe.errors.StripeError)) throw error;
-      if (error.statusCode !== 404) throw error;
+    if ("unknown" in closed) {
       // Other keys, or a session deleted with its account: a person decides, since a
       // payment made elsewhere must not lose its order.
       const message =
@@ -269,6 +274,7 @@ async function settleCheckout(
         },
       };
     }
+    const { session } = closed;
     const detail = {
       session_id: session.id,
       session_status: session.status,
@@ -279,26 +285,12 @@ async function settleCheckout(
         await expireCheckout(
           tx,
           order,
-          "Checkout expired without payment (Stripe asked by the sweep; its webhook never arrived)",
+          closed.closedNow
+            ? "Checkout still open at its end: expired in Stripe by the sweep"
+            : "Checkout expired without payment (Stripe asked by the sweep; its webhook never arrived)",
           detail,
         );
-        return { outcome: "expired" };
-      case "open": {
-        // Past its end it should not be open; closing it first means nobody pays an
-        // order that is about to expire.
-        const closed = await deps.stripe.checkout.sessions.expire(
-          session.id,
-          {},
-          STRIPE_CALL,
-        );
-        await expireCheckout(
-          tx,
-          order,
-          "Checkout still open past its end: expired in Stripe by the sweep",
-          { ...detail, session_status: closed.status },
-        );
-        return { outcome: "closed" };
-      }
+        return { outcome: closed.closedNow ? "closed" : "expired" };
       case "complete":
         return await completeCheckout(tx, order, session, window.now);
       default:

@@ -24,7 +24,11 @@ import {
   stripeEnv,
   supabaseUserEnv,
 } from "../_shared/config.ts";
-import type { Sql, Tx } from "../_shared/db.ts";
+import {
+  closeCheckoutSession,
+  type ClosedSession,
+} from "../_shared/checkout_session.ts";
+import type { Sql } from "../_shared/db.ts";
 import {
   changeOrder,
   createOrder,
@@ -86,57 +90,49 @@ export const checkoutEnv = z.object({
   MAX_OPEN_CHECKOUTS: z.coerce.number().int().min(1).max(1000).default(5),
 });
 
-/** How long a checkout stays open (Stripe allows 30 minutes to 24 hours). */
-const CHECKOUT_TTL_MS = 60 * 60 * 1000;
+/**
+ * How long a checkout (and its hold on a node) lives: Stripe's shortest, 30 minutes
+ * after it creates the session, plus a margin for the call's own latency and clocks, so
+ * Stripe never refuses the `expires_at` we compute just before calling.
+ */
+export const CHECKOUT_TTL_MS = 32 * 60 * 1000;
+/** Stripe refuses an `expires_at` less than this after it creates the session. */
+const STRIPE_MIN_TTL_MS = 30 * 60 * 1000;
+/**
+ * A session not yet created reuses its order's `expires_at` (and so its idempotency
+ * key) while at least this is left beyond Stripe's minimum; else it computes a new one.
+ */
+const REUSE_MARGIN_MS = 30 * 1000;
 const DEFAULT_MAX_OPEN_CHECKOUTS = 5;
 
 const ACTOR = "create-checkout-session";
 
-/** What opening a checkout found: an order to make a session for, or one to reuse. */
+/** What opening a checkout found, decided under the customer's lock. */
 type Opened =
-  | { order: Order; reuse: false }
-  | { order: Order & { stripe_checkout_session_id: string }; reuse: true };
+  | { kind: "session"; order: Order }
+  | { kind: "reuse"; order: Order; sessionId: string; url: string }
+  /** The customer's earlier checkout for this server ended: close it first. */
+  | { kind: "settle"; order: Order & { stripe_checkout_session_id: string } };
 
 /** An answer for a checkout that exists. */
 function checkoutReply(order: Order, sessionId: string, url: string) {
   return json({ order_id: order.id, session_id: sessionId, url });
 }
 
-/**
- * Whether an order's Stripe session can still be paid, asked of Stripe before the order
- * is expired: an `open` session is expired first, a `complete` one is left to the
- * webhook. An order without a session never handed out a URL, so nobody can pay it.
- */
-async function checkoutPayable(stripe: Stripe, order: Order): Promise<boolean> {
-  if (!order.stripe_checkout_session_id) return false;
-  try {
-    const session = await stripe.checkout.sessions.retrieve(
-      order.stripe_checkout_session_id,
-    );
-    if (session.status === "complete") return true;
-    if (session.status === "open") {
-      await stripe.checkout.sessions.expire(session.id);
-    }
-    return false;
-  } catch (error) {
-    // A session these keys do not know (test keys switched to live, say) cannot be
-    // paid with them: the order is closed and a new checkout opened.
-    if (
-      error instanceof Stripe.errors.StripeError && error.statusCode === 404
-    ) return false;
-    throw new DomainError(
-      "upstream",
-      "stripe_error",
-      "The payment provider is unavailable; try again",
-      { cause: error },
-    );
-  }
+function stripeUnavailable(error: unknown): DomainError {
+  return new DomainError(
+    "upstream",
+    "stripe_error",
+    "The payment provider is unavailable; try again",
+    { cause: error },
+  );
 }
 
 /**
  * Finds the customer's open checkout for the same request, or creates the order with
  * its node reserved. Serialised per customer (an advisory lock), so the open-checkout
- * limit holds under concurrency; the region's node rows are locked while booking.
+ * limit holds under concurrency; the region's node rows are locked while booking. No
+ * network call: an ended checkout whose session exists is answered as `settle`.
  */
 async function openOrder(
   deps: CheckoutDeps,
@@ -169,25 +165,29 @@ async function openOrder(
       const sessionId = existing.stripe_checkout_session_id;
       return sessionId && existing.stripe_checkout_url
         ? {
-          order: { ...existing, stripe_checkout_session_id: sessionId },
-          reuse: true,
+          kind: "reuse",
+          order: existing,
+          sessionId,
+          url: existing.stripe_checkout_url,
         }
-        : { order: existing, reuse: false };
+        : { kind: "session", order: existing };
+    }
+    if (existing?.stripe_checkout_session_id) {
+      return {
+        kind: "settle",
+        order: {
+          ...existing,
+          stripe_checkout_session_id: existing.stripe_checkout_session_id,
+        },
+      };
     }
     if (existing) {
-      if (await checkoutPayable(deps.stripe, existing)) {
-        throw new DomainError(
-          "conflict",
-          "checkout_completed",
-          "This order was just paid; its server is on its way",
-          { details: { order_id: existing.id } },
-        );
-      }
+      // Its session was never recorded, so no URL reached anyone: nobody can pay it.
       await changeOrder(tx, existing.id, {
         to: "expired",
         onlyFrom: ["pending"],
         actor: ACTOR,
-        reason: "Checkout expired before payment",
+        reason: "Checkout expired before a session was opened",
       });
     }
 
@@ -225,26 +225,74 @@ async function openOrder(
     if (!created) {
       throw new Error("An identical open order appeared despite the lock");
     }
-    return { order: created, reuse: false };
+    return { kind: "session", order: created };
+  });
+}
+
+/**
+ * Closes an ended checkout: Stripe first (an open session is expired, so nobody pays
+ * for room given back), then the order, in a transaction guarded by the state it
+ * expects. A session paid meanwhile keeps its order and room.
+ */
+async function settleEnded(
+  deps: CheckoutDeps,
+  order: Order & { stripe_checkout_session_id: string },
+): Promise<void> {
+  let closed: ClosedSession;
+  try {
+    closed = await closeCheckoutSession(
+      deps.stripe,
+      order.stripe_checkout_session_id,
+    );
+  } catch (error) {
+    throw stripeUnavailable(error);
+  }
+  if ("session" in closed && closed.session.status === "complete") {
+    throw new DomainError(
+      "conflict",
+      "checkout_completed",
+      "This order was just paid; its server is on its way",
+      { details: { order_id: order.id } },
+    );
+  }
+  // A session these keys do not know (test keys switched to live, say) cannot be
+  // paid with them: the order is closed and a new checkout opened.
+  await deps.sql.begin(async (tx) => {
+    const current = await readOrder(tx, order.id, { lock: true });
+    if (
+      current?.status !== "pending" ||
+      current.stripe_checkout_session_id !== order.stripe_checkout_session_id
+    ) return;
+    await changeOrder(tx, order.id, {
+      to: "expired",
+      onlyFrom: ["pending"],
+      actor: ACTOR,
+      reason: "unknown" in closed
+        ? "Checkout ended; Stripe does not know its session"
+        : closed.closedNow
+        ? "Checkout ended before payment: its session was expired in Stripe"
+        : "Checkout expired before payment",
+    });
   });
 }
 
 /**
  * The customer's Stripe customer id, created once (idempotently) on first purchase.
- * `gone` is a stored id Stripe no longer knows: a new customer replaces it.
+ * `gone` is a stored id Stripe no longer knows: a new customer replaces it. The Stripe
+ * call runs outside any transaction; its idempotency key makes concurrent first
+ * purchases get one customer.
  */
 async function ensureStripeCustomer(
-  tx: Tx,
-  stripe: Stripe,
+  deps: CheckoutDeps,
   user: AuthUser,
   gone?: string,
 ): Promise<string> {
-  const [known] = await tx<{ stripe_customer_id: string }[]>`
+  const [known] = await deps.sql<{ stripe_customer_id: string }[]>`
     select stripe_customer_id from public.stripe_customers where user_id = ${user.id}`;
   if (known && known.stripe_customer_id !== gone) {
     return known.stripe_customer_id;
   }
-  const customer = await stripe.customers.create(
+  const customer = await deps.stripe.customers.create(
     {
       ...(user.email ? { email: user.email } : {}),
       metadata: { user_id: user.id },
@@ -256,20 +304,22 @@ async function ensureStripeCustomer(
         : `customer-${user.id}`,
     },
   );
-  if (gone) {
+  return await deps.sql.begin(async (tx) => {
+    if (gone) {
+      await tx`
+        update public.stripe_customers set stripe_customer_id = ${customer.id}
+        where user_id = ${user.id} and stripe_customer_id = ${gone}`;
+    }
+    // No conflict target: concurrent first purchases (one customer id, thanks to the
+    // idempotency key) wait for each other on either unique key instead of failing.
     await tx`
-      update public.stripe_customers set stripe_customer_id = ${customer.id}
-      where user_id = ${user.id} and stripe_customer_id = ${gone}`;
-  }
-  // No conflict target: concurrent first purchases (one customer id, thanks to the
-  // idempotency key) wait for each other on either unique key instead of failing.
-  await tx`
-    insert into public.stripe_customers (user_id, stripe_customer_id)
-    values (${user.id}, ${customer.id})
-    on conflict do nothing`;
-  const [row] = await tx<{ stripe_customer_id: string }[]>`
-    select stripe_customer_id from public.stripe_customers where user_id = ${user.id}`;
-  return row.stripe_customer_id;
+      insert into public.stripe_customers (user_id, stripe_customer_id)
+      values (${user.id}, ${customer.id})
+      on conflict do nothing`;
+    const [row] = await tx<{ stripe_customer_id: string }[]>`
+      select stripe_customer_id from public.stripe_customers where user_id = ${user.id}`;
+    return row.stripe_customer_id;
+  });
 }
 
 /** Whether Stripe refused a request because the customer it names does not exist. */
@@ -278,10 +328,13 @@ function customerMissing(error: unknown): boolean {
     error.code === "resource_missing" && error.param === "customer";
 }
 
-/** Creates the Stripe-facing part of the checkout; deterministic for one order. */
+/**
+ * Creates the order's Checkout Session; deterministic for one order and `expires_at`
+ * (the idempotency key carries both), so a concurrent or retried request gets the same
+ * session from Stripe.
+ */
 async function createStripeSession(
   deps: CheckoutDeps,
-  tx: Tx,
   user: AuthUser,
   order: Order,
   offer: Offer,
@@ -296,6 +349,7 @@ async function createStripeSession(
     server_name: order.server_name,
   };
   const site = deps.siteUrl.replace(/\/$/, "");
+  const expiresAt = Math.floor(order.checkout_expires_at!.getTime() / 1000);
   const create = (customer: string, idempotencyKey: string) =>
     deps.stripe.checkout.sessions.create(
       {
@@ -308,14 +362,13 @@ async function createStripeSession(
         success_url:
           `${site}/checkout/success?order_id=${order.id}&session_id={CHECKOUT_SESSION_ID}`,
         cancel_url: `${site}/checkout/canceled?order_id=${order.id}`,
-        // Derived from the order, so a retried request sends identical parameters.
-        expires_at: Math.floor(order.checkout_expires_at!.getTime() / 1000),
+        expires_at: expiresAt,
       },
       { idempotencyKey },
     );
-  const customer = await ensureStripeCustomer(tx, deps.stripe, user);
+  const customer = await ensureStripeCustomer(deps, user);
   try {
-    return await create(customer, `checkout-session-${order.id}`);
+    return await create(customer, `checkout-session-${order.id}-${expiresAt}`);
   } catch (error) {
     if (!customerMissing(error)) throw error;
     // Deleted in the dashboard, or the keys moved from test to live: start afresh.
@@ -323,54 +376,76 @@ async function createStripeSession(
       user_id: user.id,
       stripe_customer_id: customer,
     });
-    const replacement = await ensureStripeCustomer(
-      tx,
-      deps.stripe,
-      user,
-      customer,
-    );
+    const replacement = await ensureStripeCustomer(deps, user, customer);
     return await create(
       replacement,
-      `checkout-session-${order.id}-${replacement}`,
+      `checkout-session-${order.id}-${expiresAt}-${replacement}`,
     );
   }
 }
 
 /**
- * Makes the order's Stripe session, holding the order's row lock from reading it to
- * writing the session, so a double submit waits for the first and reuses its session,
- * and a failure closes an order nobody else is writing to. Answers null when the order
- * was closed meanwhile.
+ * Decides under the order's row lock what the session will be (its `expires_at`, the
+ * intent a concurrent request shares), commits, calls Stripe, then records the session
+ * in a transaction guarded by the state it expects. Answers null when the order was
+ * closed meanwhile (its new session is then expired in Stripe, unpaid and unseen).
  */
 async function openSession(
   deps: CheckoutDeps,
   user: AuthUser,
   orderId: string,
   offer: Offer,
+  now: () => Date,
 ): Promise<Response | null> {
-  const outcome = await deps.sql.begin(async (tx) => {
+  const log = deps.log.child({ order_id: orderId, user_id: user.id });
+  const intent = await deps.sql.begin(async (tx) => {
     const order = await readOrder(tx, orderId, { lock: true });
     if (order?.status !== "pending") return null;
     if (order.stripe_checkout_session_id && order.stripe_checkout_url) {
-      return {
-        order,
-        sessionId: order.stripe_checkout_session_id,
-        url: order.stripe_checkout_url,
-      };
+      return order;
     }
-    let session: Stripe.Checkout.Session;
-    try {
-      session = await createStripeSession(deps, tx, user, order, offer);
-      if (!session.url) {
-        throw new Error(`Checkout session ${session.id} has no URL`);
-      }
-    } catch (error) {
-      const reason = error instanceof Stripe.errors.StripeError
-        ? `Stripe refused the checkout session: ${error.message}`
-        : "Stripe could not be reached to create the checkout session";
-      // Under the row lock no session was written, and no URL reached anyone: the
-      // order (and its reserved room) can be closed.
-      await changeOrder(tx, order.id, {
+    const at = now().getTime();
+    if (
+      order.checkout_expires_at!.getTime() >=
+        at + STRIPE_MIN_TTL_MS + REUSE_MARGIN_MS
+    ) return order;
+    // Too close to Stripe's minimum for a new session: a new end, and a new key.
+    return await changeOrder(tx, orderId, {
+      onlyFrom: ["pending"],
+      set: { checkout_expires_at: new Date(at + CHECKOUT_TTL_MS) },
+      actor: ACTOR,
+    });
+  });
+  if (!intent) return null;
+  if (intent.stripe_checkout_session_id && intent.stripe_checkout_url) {
+    log.info("Reusing the open checkout of an identical request", {
+      session_id: intent.stripe_checkout_session_id,
+    });
+    return checkoutReply(
+      intent,
+      intent.stripe_checkout_session_id,
+      intent.stripe_checkout_url,
+    );
+  }
+
+  let session: Stripe.Checkout.Session;
+  try {
+    session = await createStripeSession(deps, user, intent, offer);
+    if (!session.url) {
+      throw new Error(`Checkout session ${session.id} has no URL`);
+    }
+  } catch (error) {
+    const reason = error instanceof Stripe.errors.StripeError
+      ? `Stripe refused the checkout session: ${error.message}`
+      : "Stripe could not be reached to create the checkout session";
+    log.error("Checkout session creation failed", { error });
+    await deps.sql.begin(async (tx) => {
+      const current = await readOrder(tx, orderId, { lock: true });
+      // A concurrent request recorded a session: that one stands.
+      if (current?.stripe_checkout_session_id) return;
+      // No session was recorded, so no URL reached anyone: the order (and its
+      // reserved room) can be closed.
+      await changeOrder(tx, orderId, {
         to: "expired",
         onlyFrom: ["pending"],
         set: {
@@ -381,13 +456,33 @@ async function openSession(
         actor: ACTOR,
         reason,
       });
-      return { failed: error };
+    });
+    throw new HttpError(
+      502,
+      "stripe_error",
+      "The payment provider is unavailable; try again",
+    );
+  }
+  const url = session.url;
+
+  const recorded = await deps.sql.begin(async (tx) => {
+    const current = await readOrder(tx, orderId, { lock: true });
+    if (current?.status !== "pending") return null;
+    if (
+      current.stripe_checkout_session_id && current.stripe_checkout_url
+    ) {
+      return {
+        order: current,
+        sessionId: current.stripe_checkout_session_id,
+        url: current.stripe_checkout_url,
+        created: false,
+      };
     }
-    await changeOrder(tx, order.id, {
+    await changeOrder(tx, orderId, {
       onlyFrom: ["pending"],
       set: {
         stripe_checkout_session_id: session.id,
-        stripe_checkout_url: session.url,
+        stripe_checkout_url: url,
         checkout_expires_at: new Date(session.expires_at * 1000),
         stripe_customer_id: typeof session.customer === "string"
           ? session.customer
@@ -395,32 +490,33 @@ async function openSession(
       },
       actor: ACTOR,
     });
-    await recordOrderEvent(tx, order.id, {
+    await recordOrderEvent(tx, orderId, {
       kind: "checkout",
       message: "Checkout session created",
       detail: { session_id: session.id, price: offer.stripePriceId },
       actor: ACTOR,
       customerMessage: "Checkout opened",
     });
-    return { order, sessionId: session.id, url: session.url, created: true };
+    return { order: current, sessionId: session.id, url, created: true };
   });
-  if (!outcome) return null;
-  const log = deps.log.child({ order_id: orderId, user_id: user.id });
-  if ("failed" in outcome) {
-    log.error("Checkout session creation failed", { error: outcome.failed });
-    throw new HttpError(
-      502,
-      "stripe_error",
-      "The payment provider is unavailable; try again",
+  if (!recorded || recorded.sessionId !== session.id) {
+    // The order was closed (or got another session) while Stripe answered: this
+    // session's URL never left here; expire it so it can never be paid.
+    await closeCheckoutSession(deps.stripe, session.id).catch((error) =>
+      log.warn("Could not expire an unused checkout session", {
+        session_id: session.id,
+        error,
+      })
     );
   }
+  if (!recorded) return null;
   log.info(
-    "created" in outcome
+    recorded.created
       ? "Checkout session created"
       : "Reusing the open checkout of an identical request",
-    { session_id: outcome.sessionId },
+    { session_id: recorded.sessionId },
   );
-  return checkoutReply(outcome.order, outcome.sessionId, outcome.url);
+  return checkoutReply(recorded.order, recorded.sessionId, recorded.url);
 }
 
 function soldOut(offer: Offer): DomainError {
@@ -443,21 +539,21 @@ export function createCheckoutHandler(deps: CheckoutDeps): Handler {
       region: request.region,
     });
     // A concurrent identical request may close the order we found (its Stripe call
-    // failed): then open a fresh one, once.
-    for (let round = 0; round < 2; round++) {
+    // failed), and an ended checkout is closed before a new one opens: a few rounds.
+    for (let round = 0; round < 3; round++) {
       const opened = await openOrder(deps, user, request, offer, now());
-      if (opened.reuse) {
+      if (opened.kind === "reuse") {
         deps.log.info("Reusing the open checkout of an identical request", {
           order_id: opened.order.id,
           user_id: user.id,
         });
-        return checkoutReply(
-          opened.order,
-          opened.order.stripe_checkout_session_id,
-          opened.order.stripe_checkout_url!,
-        );
+        return checkoutReply(opened.order, opened.sessionId, opened.url);
       }
-      const reply = await openSession(deps, user, opened.order.id, offer);
+      if (opened.kind === "settle") {
+        await settleEnded(deps, opened.order);
+        continue;
+      }
+      const reply = await openSession(deps, user, opened.order.id, offer, now);
       if (reply) return reply;
     }
     throw new DomainError(

@@ -37,6 +37,7 @@ import { provisionOrder, STALE_CLAIM_MS } from "./provision.ts";
 import type { RetryPolicy } from "./retry.ts";
 import { Stripe } from "./stripe.ts";
 import { reconcileSession } from "./reconcile.ts";
+import { cancelDueSubscriptions } from "./subscription_cancel.ts";
 
 /** What a sweep needs. */
 export interface SweepDeps extends ConvergeDeps {
@@ -92,6 +93,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
   if (more()) await settleCheckouts(stepDeps, count, more);
   if (more()) await retryProvisioning(stepDeps, count, more);
   if (more()) await passDeadlines(stepDeps, count);
+  if (more()) await cancelDueSubscriptions(stepDeps, count);
   if (more()) await observeServers(stepDeps, count, more);
   if (more()) {
     const actions = await convergeDue(stepDeps, { actor: ACTOR, more });

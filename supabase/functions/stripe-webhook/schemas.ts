@@ -15,7 +15,8 @@ const unixTime = z.number().int().min(0).max(253_402_300_799);
 const amount = z.number().int().min(0).max(2_147_483_647);
 /** A currency code (`format: currency`: ISO 4217, lower case from Stripe). */
 const currency = z.string().regex(/^[a-z]{3}$/i, "Not a currency code");
-const id = z.string().min(1);
+/** A Stripe object id (Stripe's ids are at most 255 characters). */
+const id = z.string().min(1).max(255);
 /** An id, or the object it names when expanded. */
 const ref = z.union([id, z.object({ id })]).transform((value) =>
   typeof value === "string" ? value : value.id

@@ -1,10 +1,12 @@
 /**
  * `stripe-webhook`: Stripe's signed events. The signature is checked on the raw body;
- * each event is recorded once in stripe_events_log and applied to its order in the same
- * transaction (so a failure leaves nothing half-written and a 5xx makes Stripe retry);
- * then a paid order is handed to `servers-provision`, and an order whose panel target
- * changed to `sync-server-status`, in the background. What an event does to its order
- * is in `apply.ts`.
+ * the event is parsed by its type's schema (`schemas.ts`; an unusable one is recorded
+ * as invalid and acknowledged); what it needs from Stripe is read before any transaction
+ * (`read.ts`); then it is recorded once in stripe_events_log and applied to its order in
+ * one transaction (so a failure leaves nothing half-written and a 5xx makes Stripe
+ * retry). After commit: a subscription cancellation decided under the lock, a paid
+ * order handed to `servers-provision`, an order whose panel target changed handed to
+ * `sync-server-status`, in the background. What an event does is in `apply.ts`.
  *
  * @module
  */

@@ -594,9 +594,16 @@ Deno.test("stripe-webhook: money that disagrees with the order is a mismatch", a
           object: "invoice",
           billing_reason: "subscription_create",
           customer: session.customer,
+          amount_due: 999,
           amount_paid: 999,
           total: 999,
           currency: "eur",
+          lines: {
+            object: "list",
+            data: [],
+            has_more: false,
+            url: "/v1/invoices/in_money_test/lines",
+          },
           parent: {
             type: "subscription_details",
             quote_details: null,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { asRole } from "./_fixtures.ts";
-import { order, purchase } from "./_purchase.ts";
+import { order, purchase, subscriptionControl } from "./_purchase.ts";
 import { startTestStack } from "./_stack.ts";
 
 /** Words that belong to operators: panel paths, node names, instructions to staff. */
@@ -88,11 +88,53 @@ Deno.test("customers see customer words, operators see the detail", async (t) =>
           rows.filter((r) => r.kind === "status").map((r) => r.to_status),
           ["pending", "paid", "provisioning", "error"],
         );
-        assert.ok(rows.every((r) => ["status", "checkout"].includes(r.kind)));
+        assert.ok(
+          rows.every((r) => ["status", "checkout", "payment"].includes(r.kind)),
+        );
+        assert.equal(rows.filter((r) => r.kind === "payment").length, 1);
         for (const row of rows) {
           assert.ok(row.customer_message, JSON.stringify(row));
           assert.doesNotMatch(row.customer_message, OPERATOR_WORDS);
         }
+      },
+    );
+
+    await t.step(
+      "the owner sees each payment (received, failed, refunded) with amount and currency",
+      async () => {
+        const paid = await purchase(stack, { server_name: "Paying" });
+        const row = await order(stack, paid.orderId);
+        const money = `${
+          (row.amount_cents / 100).toFixed(2)
+        } ${row.currency.toUpperCase()}`;
+        const sub = row.stripe_subscription_id;
+        await subscriptionControl(stack, sub, "renew", { outcome: "failed" });
+        await subscriptionControl(stack, sub, "recover");
+        await subscriptionControl(stack, sub, "refund");
+        const seen = await asRole(
+          stack.sql,
+          "authenticated",
+          { sub: paid.user.id },
+          (tx) =>
+            tx`select customer_message from public.order_events
+              where order_id = ${paid.orderId} and kind = 'payment' order by id`,
+        );
+        const words = seen.map((r) => r.customer_message);
+        const expected = [
+          new RegExp(
+            `^Payment of ${money} received; paid until \\d{4}-\\d\\d-\\d\\d$`,
+          ),
+          new RegExp(`^Payment of ${money} failed; we will retry\\. `),
+          new RegExp(`^Payment of ${money} received; paid until `),
+          new RegExp(`^Refund of ${money} issued$`),
+        ];
+        for (const pattern of expected) {
+          assert.ok(
+            words.some((w) => pattern.test(w)),
+            `${pattern} in ${words}`,
+          );
+        }
+        for (const word of words) assert.doesNotMatch(word, OPERATOR_WORDS);
       },
     );
 

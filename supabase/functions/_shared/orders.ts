@@ -68,6 +68,8 @@ export interface Order {
   panel_action_attempts: number;
   was_running: boolean | null;
   gave_up_at: Date | null;
+  /** Set while the Stripe subscription is still to be canceled (when to try next). */
+  subscription_cancel_due_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -116,6 +118,7 @@ export type OrderFields = Partial<
     | "panel_action_attempts"
     | "was_running"
     | "gave_up_at"
+    | "subscription_cancel_due_at"
   >
 >;
 
@@ -200,7 +203,8 @@ function selectOrder(db: Db) {
     error_message, customer_message, attempt_count, next_attempt_at, paid_at, paid_until,
     subscription_status, cancel_at_period_end, panel_target, suspend_reason, suspend_at,
     delete_at, delete_warned_at, panel_state, panel_seen_at, panel_action_due_at,
-    panel_action_attempts, was_running, gave_up_at, created_at, updated_at`;
+    panel_action_attempts, was_running, gave_up_at, subscription_cancel_due_at,
+    created_at, updated_at`;
 }
 
 /** Reads one order, optionally locking its row for the rest of the transaction. */
@@ -396,6 +400,61 @@ export async function leaseDuePanelActions(
       limit ${options.limit}
       for update skip locked)
     returning ${selectOrder(sql)}`;
+}
+
+/**
+ * Leases up to `limit` orders whose Stripe subscription is due to be canceled until
+ * `leaseUntil` (skipping rows others hold), so two workers do not call at once.
+ */
+export async function leaseDueSubscriptionCancels(
+  sql: Sql,
+  options: { now: Date; leaseUntil: Date; limit: number },
+): Promise<Order[]> {
+  return await sql<Order[]>`
+    update public.orders set subscription_cancel_due_at = ${options.leaseUntil}
+    where id in (
+      select id from public.orders
+      where subscription_cancel_due_at <= ${options.now}
+      order by subscription_cancel_due_at
+      limit ${options.limit}
+      for update skip locked)
+    returning ${selectOrder(sql)}`;
+}
+
+/**
+ * Ends a subscription cancellation the order still expects (its intent is set and it
+ * names the same subscription): clears the intent and records `message` on the
+ * timeline. Answers false, writing nothing, when the order no longer expects it.
+ */
+export async function settleSubscriptionCancel(
+  tx: Tx,
+  orderId: string,
+  settle: { subscriptionId: string; actor: string; message: string },
+): Promise<boolean> {
+  await setActor(tx, settle.actor);
+  const rows = await tx`
+    update public.orders set subscription_cancel_due_at = null
+    where id = ${orderId} and subscription_cancel_due_at is not null
+      and stripe_subscription_id = ${settle.subscriptionId}
+    returning id`;
+  if (rows.length === 0) return false;
+  await recordOrderEvent(tx, orderId, {
+    kind: "note",
+    message: settle.message,
+    detail: { subscription_id: settle.subscriptionId },
+    actor: settle.actor,
+  });
+  return true;
+}
+
+/** Moves a cancellation still expected to `until` (after a failed try). */
+export async function postponeSubscriptionCancel(
+  db: Db,
+  orderId: string,
+  until: Date,
+): Promise<void> {
+  await db`update public.orders set subscription_cancel_due_at = ${until}
+    where id = ${orderId} and subscription_cancel_due_at is not null`;
 }
 
 /**

@@ -27,3 +27,16 @@ export function createStripe(secretKey: string, apiBase?: string): Stripe {
 export const stripeCrypto = Stripe.createSubtleCryptoProvider();
 
 export { Stripe };
+
+/**
+ * Whether a failed Stripe call may succeed if tried again: no answer (network,
+ * timeout), 409 (a lock held by another request), 429 or 5xx. Any other 4xx answer
+ * (invalid request, no such object, authentication, permission) is final.
+ */
+export function isTemporaryStripeError(error: unknown): boolean {
+  if (!(error instanceof Stripe.errors.StripeError)) return false;
+  if (error instanceof Stripe.errors.StripeConnectionError) return true;
+  const status = error.statusCode;
+  return status === undefined || status === 409 || status === 429 ||
+    status >= 500;
+}

@@ -42,6 +42,7 @@ import {
   closeCheckoutSession,
   type ClosedSession,
 } from "./checkout_session.ts";
+import { cancelDueSubscriptions } from "./subscription_cancel.ts";
 
 /** What a sweep needs. */
 export interface SweepDeps extends ConvergeDeps {
@@ -97,6 +98,7 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
   if (more()) await settleCheckouts(stepDeps, count, more);
   if (more()) await retryProvisioning(stepDeps, count, more);
   if (more()) await passDeadlines(stepDeps, count);
+  if (more()) await cancelDueSubscriptions(stepDeps, count);
   if (more()) await observeServers(stepDeps, count, more);
   if (more()) {
     const actions = await convergeDue(stepDeps, { actor: ACTOR, more });

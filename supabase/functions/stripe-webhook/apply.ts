@@ -1,14 +1,15 @@
 /**
- * Applying one Stripe event to its order, inside the transaction that records the
- * event: find and lock the order, ask the pure decisions (`reconcile.ts` for payments,
- * `lifecycle.ts` for subscriptions, after reading the subscription's current state from
- * Stripe), and write the answer through `orders.ts`.
+ * Applying one parsed Stripe event to its order, inside the transaction that records
+ * the event: find and lock the order, ask the pure decisions (`reconcile.ts` for
+ * payments, `lifecycle.ts` for subscriptions, with the subscription's current state
+ * read from Stripe before the transaction), and write the answer through `orders.ts`.
+ * Nothing here calls Stripe: a cancellation is recorded as an intent and carried out
+ * after commit.
  *
  * @module
  */
 import type { Alert } from "../_shared/alerts.ts";
 import type { Tx } from "../_shared/db.ts";
-import { DomainError } from "../_shared/errors.ts";
 import {
   changeOrder,
   countOtherPayments,
@@ -19,24 +20,22 @@ import {
   recordOrderInvoice,
   statusBeforeSuspension,
 } from "../_shared/orders.ts";
-import { Stripe } from "../_shared/stripe.ts";
 import {
   decideLifecycle,
   isLiveOrder,
   type LifecycleConfig,
   type LifecycleEvent,
-  type SubscriptionFacts,
 } from "./lifecycle.ts";
 import {
   reconcileFirstInvoice,
   reconcileSession,
   type Reconciliation,
-  type SessionEventType,
 } from "../_shared/reconcile.ts";
+import type { StripeFacts } from "./read.ts";
+import type { InvoiceObject, SessionObject, ShopEvent } from "./schemas.ts";
 
 /** What applying events needs besides the transaction. */
 export interface ApplyDeps {
-  stripe: Stripe;
   /** Payment grace and retention after cancellation. */
   lifecycle: LifecycleConfig;
   /** The clock deadlines are counted from (tests pin it). */
@@ -57,20 +56,16 @@ export interface Applied {
   provision?: string;
   /** Order whose panel target changed: handed to sync-server-status after commit. */
   sync?: string;
+  /** A subscription to cancel in Stripe after commit (its intent is recorded). */
+  cancel?: { orderId: string; subscriptionId: string };
   alert?: Alert;
 }
 
 /** An order id as it appears in metadata. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-function idOf(
-  value: string | { id: string } | null | undefined,
-): string | null {
-  return typeof value === "string" ? value : value?.id ?? null;
-}
-
 function mismatch(
-  event: Stripe.Event,
+  event: ShopEvent,
   orderId: string | undefined,
   problems: string[],
 ): Applied {
@@ -85,7 +80,7 @@ function mismatch(
         `${error}. Nothing was provisioned; check the payment in Stripe.`,
       orderId,
       eventId: event.id,
-      fields: { event_type: event.type },
+      fields: { event_type: event.name },
     },
   };
 }
@@ -104,7 +99,7 @@ async function orderFor(
 /** Applies a reconciliation to the order, inside the event's transaction. */
 async function apply(
   tx: Tx,
-  event: Stripe.Event,
+  event: ShopEvent,
   order: Order,
   decision: Reconciliation,
 ): Promise<Applied> {
@@ -136,6 +131,7 @@ async function apply(
     await recordOrderEvent(tx, order.id, {
       kind: "payment",
       message: note,
+      customerMessage: note,
       detail: { event_id: event.id },
       actor: ACTOR,
     });
@@ -145,9 +141,9 @@ async function apply(
 
 async function onSession(
   tx: Tx,
-  event: Stripe.Event & { type: SessionEventType },
-  session: Stripe.Checkout.Session,
+  event: Extract<ShopEvent, { session: SessionObject }>,
 ): Promise<Applied> {
+  const { session } = event;
   const order = await orderFor(
     tx,
     session.client_reference_id ?? session.metadata?.order_id,
@@ -160,59 +156,14 @@ async function onSession(
     order,
     reconcileSession(event.type, event.id, {
       id: session.id,
-      metadata: session.metadata,
-      customer: idOf(session.customer),
-      subscription: idOf(session.subscription),
-      amount_total: session.amount_total,
-      currency: session.currency,
+      metadata: session.metadata ?? null,
+      customer: session.customer ?? null,
+      subscription: session.subscription ?? null,
+      amount_total: session.amount_total ?? null,
+      currency: session.currency ?? null,
       payment_status: session.payment_status,
     }, order),
   );
-}
-
-/** A Stripe call that failed: worth a retry of the whole event (5xx). */
-function stripeUnavailable(what: string, error: unknown): DomainError {
-  const message = error instanceof Error ? error.message : String(error);
-  return new DomainError(
-    "unavailable",
-    "stripe_unavailable",
-    `${what} failed: ${message}`,
-    { cause: error },
-  );
-}
-
-function isNotFound(error: unknown): boolean {
-  return error instanceof Stripe.errors.StripeError && error.statusCode === 404;
-}
-
-/** The subscription as Stripe has it now; a subscription Stripe no longer knows has ended. */
-async function currentSubscription(
-  stripe: Stripe,
-  subscriptionId: string,
-): Promise<SubscriptionFacts> {
-  let subscription: Stripe.Subscription;
-  try {
-    subscription = await stripe.subscriptions.retrieve(subscriptionId);
-  } catch (error) {
-    if (isNotFound(error)) {
-      return {
-        id: subscriptionId,
-        status: "canceled",
-        cancelAtPeriodEnd: false,
-        currentPeriodEnd: null,
-      };
-    }
-    throw stripeUnavailable(`Reading subscription "${subscriptionId}"`, error);
-  }
-  const ends = subscription.items.data.map((item) => item.current_period_end);
-  return {
-    id: subscription.id,
-    status: subscription.status,
-    cancelAtPeriodEnd: subscription.cancel_at_period_end,
-    currentPeriodEnd: ends.length > 0
-      ? new Date(Math.max(...ends) * 1000)
-      : null,
-  };
 }
 
 /**
@@ -221,7 +172,7 @@ async function currentSubscription(
  */
 async function subscriptionOrder(
   tx: Tx,
-  event: Stripe.Event,
+  event: ShopEvent,
   subscriptionId: string,
   metadata: Record<string, string> | null | undefined,
 ): Promise<Order | Applied> {
@@ -258,27 +209,29 @@ async function subscriptionOrder(
 }
 
 /**
- * Applies a subscription event to its (locked) order: reads the subscription's
- * current state from Stripe, asks `decideLifecycle`, writes the answer.
+ * Applies a subscription event to its (locked) order: the subscription's state read
+ * before the transaction, `decideLifecycle` on the locked row, the answer written. A
+ * cancellation in Stripe is recorded as due and carried out after commit.
  */
 async function applyLifecycle(
   tx: Tx,
   deps: ApplyDeps,
-  event: Stripe.Event,
+  event: ShopEvent,
   order: Order,
-  subscriptionId: string,
+  known: StripeFacts,
   facts: (order: Order) => Promise<LifecycleEvent>,
 ): Promise<Applied> {
-  if (!isLiveOrder(order.status)) {
+  const subscription = known.subscription;
+  if (!isLiveOrder(order.status) || !subscription) {
     return {
       outcome: "ignored",
       orderId: order.id,
-      error: `the order is "${order.status}"`,
+      error: subscription
+        ? `the order is "${order.status}"`
+        : "the subscription was not read from Stripe",
     };
   }
   const now = deps.now?.() ?? new Date();
-  const subscription = await currentSubscription(deps.stripe, subscriptionId);
-  const lifecycleEvent = await facts(order);
   const decision = decideLifecycle(
     {
       ...order,
@@ -287,24 +240,17 @@ async function applyLifecycle(
         : null,
     },
     subscription,
-    lifecycleEvent,
+    await facts(order),
     { now, config: deps.lifecycle },
   );
-  if (decision.cancelSubscription) {
-    try {
-      await deps.stripe.subscriptions.cancel(subscriptionId);
-    } catch (error) {
-      if (!isNotFound(error)) {
-        throw stripeUnavailable(
-          `Canceling subscription "${subscriptionId}"`,
-          error,
-        );
-      }
-    }
-  }
   const changed = await changeOrder(tx, order.id, {
     to: decision.to,
-    set: decision.set,
+    set: {
+      ...decision.set,
+      ...(decision.cancelSubscription && !order.subscription_cancel_due_at
+        ? { subscription_cancel_due_at: now }
+        : {}),
+    },
     actor: ACTOR,
     reason: decision.reason,
   });
@@ -316,15 +262,25 @@ async function applyLifecycle(
     await recordOrderEvent(tx, order.id, {
       kind: note.kind,
       message: note.message,
+      customerMessage: note.kind === "payment"
+        ? note.customerMessage ?? note.message
+        : undefined,
       detail: { ...note.detail, event_id: event.id },
       actor: ACTOR,
     });
   }
+  // This event's cancellation, or an earlier one still due (a failed call is retried).
+  const cancelDue = changed?.subscription_cancel_due_at;
+  const cancel = cancelDue != null && cancelDue.getTime() <= now.getTime() &&
+      changed?.stripe_subscription_id
+    ? { orderId: order.id, subscriptionId: changed.stripe_subscription_id }
+    : undefined;
   return {
     outcome: "processed",
     orderId: order.id,
     sync: sync ? order.id : undefined,
     provision: decision.provision ? order.id : undefined,
+    cancel,
   };
 }
 
@@ -332,7 +288,8 @@ async function applyLifecycle(
 async function onSubscriptionEvent(
   tx: Tx,
   deps: ApplyDeps,
-  event: Stripe.Event,
+  event: ShopEvent,
+  known: StripeFacts,
   subscription: {
     id: string;
     metadata: Record<string, string> | null | undefined;
@@ -346,11 +303,11 @@ async function onSubscriptionEvent(
     subscription.metadata,
   );
   if (!("id" in order)) return order;
-  return await applyLifecycle(tx, deps, event, order, subscription.id, facts);
+  return await applyLifecycle(tx, deps, event, order, known, facts);
 }
 
 /** The latest period an invoice's lines pay for. */
-function invoicePeriodEnd(invoice: Stripe.Invoice): Date | null {
+function invoicePeriodEnd(invoice: InvoiceObject): Date | null {
   const ends = invoice.lines.data.map((line) => line.period.end);
   return ends.length > 0 ? new Date(Math.max(...ends) * 1000) : null;
 }
@@ -359,12 +316,12 @@ function invoicePeriodEnd(invoice: Stripe.Invoice): Date | null {
 async function paidInvoiceFacts(
   tx: Tx,
   order: Order,
-  invoice: Stripe.Invoice,
+  invoice: InvoiceObject,
 ): Promise<LifecycleEvent> {
   const periodEnd = invoicePeriodEnd(invoice);
   const firstTime = await recordOrderInvoice(tx, order.id, {
     invoice_id: invoice.id,
-    billing_reason: invoice.billing_reason,
+    billing_reason: invoice.billing_reason ?? null,
     amount_paid: invoice.amount_paid,
     currency: invoice.currency,
     period_end: periodEnd,
@@ -372,6 +329,7 @@ async function paidInvoiceFacts(
   return {
     type: "invoice_paid",
     invoiceId: invoice.id,
+    paid: { amount: invoice.amount_paid, currency: invoice.currency },
     firstTime,
     periodEnd,
   };
@@ -381,20 +339,19 @@ async function paidInvoiceFacts(
 async function onInvoicePaid(
   tx: Tx,
   deps: ApplyDeps,
-  event: Stripe.Event,
-  invoice: Stripe.Invoice,
+  event: Extract<ShopEvent, { invoice: InvoiceObject }>,
+  known: StripeFacts,
 ): Promise<Applied> {
+  const { invoice } = event;
   const details = invoice.parent?.subscription_details;
-  const subscriptionId = idOf(details?.subscription);
-  if (!details || !subscriptionId) return { outcome: "ignored" };
+  if (!details) return { outcome: "ignored" };
+  const subscriptionId = details.subscription;
+  const facts = (o: Order) => paidInvoiceFacts(tx, o, invoice);
   if (invoice.billing_reason !== "subscription_create") {
-    return await onSubscriptionEvent(
-      tx,
-      deps,
-      event,
-      { id: subscriptionId, metadata: details.metadata },
-      (o) => paidInvoiceFacts(tx, o, invoice),
-    );
+    return await onSubscriptionEvent(tx, deps, event, known, {
+      id: subscriptionId,
+      metadata: details.metadata,
+    }, facts);
   }
   const order = await orderFor(tx, details.metadata?.order_id, "subscription");
   if (typeof order === "string") return mismatch(event, undefined, [order]);
@@ -403,8 +360,8 @@ async function onInvoicePaid(
     event,
     order,
     reconcileFirstInvoice(event.id, {
-      metadata: details.metadata,
-      customer: idOf(invoice.customer),
+      metadata: details.metadata ?? null,
+      customer: invoice.customer ?? null,
       subscription: subscriptionId,
       amount_paid: invoice.amount_paid,
       currency: invoice.currency,
@@ -421,8 +378,8 @@ async function onInvoicePaid(
     deps,
     event,
     paidOrder,
-    subscriptionId,
-    (o) => paidInvoiceFacts(tx, o, invoice),
+    known,
+    facts,
   );
   return { ...confirmed, sync: lifecycle.sync };
 }
@@ -431,137 +388,112 @@ async function onInvoicePaid(
 async function onPaymentFailed(
   tx: Tx,
   deps: ApplyDeps,
-  event: Stripe.Event,
-  invoice: Stripe.Invoice,
+  event: Extract<ShopEvent, { invoice: InvoiceObject }>,
+  known: StripeFacts,
 ): Promise<Applied> {
+  const { invoice } = event;
   const details = invoice.parent?.subscription_details;
-  const subscriptionId = idOf(details?.subscription);
-  if (!details || !subscriptionId) return { outcome: "ignored" };
-  return await onSubscriptionEvent(
-    tx,
-    deps,
-    event,
-    { id: subscriptionId, metadata: details.metadata },
-    () => Promise.resolve({ type: "payment_failed", invoiceId: invoice.id }),
-  );
-}
-
-/** `customer.subscription.*`: follow the subscription's current status. */
-async function onSubscriptionChanged(
-  tx: Tx,
-  deps: ApplyDeps,
-  event: Stripe.Event,
-  subscription: Stripe.Subscription,
-): Promise<Applied> {
-  return await onSubscriptionEvent(
-    tx,
-    deps,
-    event,
-    subscription,
-    () => Promise.resolve({ type: "subscription_changed" }),
-  );
-}
-
-/** The invoice a payment intent paid (a charge has no `invoice` field since basil). */
-async function invoiceOfPayment(
-  stripe: Stripe,
-  paymentIntent: string,
-): Promise<Stripe.Invoice | null> {
-  try {
-    const payments = await stripe.invoicePayments.list({
-      payment: { type: "payment_intent", payment_intent: paymentIntent },
-      limit: 1,
-    });
-    const link = payments.data[0]?.invoice;
-    if (link === undefined) return null;
-    const invoice = typeof link === "string"
-      ? await stripe.invoices.retrieve(link)
-      : link;
-    return "deleted" in invoice && invoice.deleted ? null : invoice;
-  } catch (error) {
-    throw stripeUnavailable(
-      `Finding the invoice of payment "${paymentIntent}"`,
-      error,
-    );
-  }
+  if (!details) return { outcome: "ignored" };
+  return await onSubscriptionEvent(tx, deps, event, known, {
+    id: details.subscription,
+    metadata: details.metadata,
+  }, () =>
+    Promise.resolve({
+      type: "payment_failed",
+      invoiceId: invoice.id,
+      due: { amount: invoice.amount_due, currency: invoice.currency },
+    }));
 }
 
 /** `charge.dispute.created` and `charge.refunded`: the order behind the charge's invoice. */
 async function onCharge(
   tx: Tx,
   deps: ApplyDeps,
-  event: Stripe.Event,
-  paymentIntent: string | null,
-  facts: (order: Order, invoice: Stripe.Invoice) => Promise<LifecycleEvent>,
+  event: ShopEvent,
+  known: StripeFacts,
+  facts: (order: Order, invoiceId: string) => Promise<LifecycleEvent>,
 ): Promise<Applied> {
-  if (!paymentIntent) {
-    return { outcome: "ignored", error: "the charge has no payment intent" };
-  }
-  const invoice = await invoiceOfPayment(deps.stripe, paymentIntent);
-  const details = invoice?.parent?.subscription_details;
-  const subscriptionId = idOf(details?.subscription);
-  if (!invoice || !subscriptionId) {
+  const invoice = known.invoice;
+  if (!invoice) {
     return {
       outcome: "ignored",
-      error: `payment "${paymentIntent}" paid no subscription invoice`,
+      error: "the payment paid no subscription invoice",
     };
   }
-  return await onSubscriptionEvent(
-    tx,
-    deps,
-    event,
-    { id: subscriptionId, metadata: details?.metadata },
-    (o) => facts(o, invoice),
-  );
+  return await onSubscriptionEvent(tx, deps, event, known, {
+    id: invoice.subscriptionId,
+    metadata: invoice.metadata,
+  }, (o) => facts(o, invoice.id));
 }
 
-/** Applies one event inside the recording transaction. */
+/** Applies one parsed event inside the recording transaction. */
 export async function applyEvent(
   tx: Tx,
   deps: ApplyDeps,
-  event: Stripe.Event,
+  event: ShopEvent,
+  known: StripeFacts,
 ): Promise<Applied> {
   switch (event.type) {
     case "checkout.session.completed":
     case "checkout.session.async_payment_succeeded":
     case "checkout.session.async_payment_failed":
     case "checkout.session.expired":
-      return await onSession(tx, event, event.data.object);
+      return await onSession(tx, event);
     case "invoice.paid":
-      return await onInvoicePaid(tx, deps, event, event.data.object);
+      return await onInvoicePaid(tx, deps, event, known);
     case "invoice.payment_failed":
-      return await onPaymentFailed(tx, deps, event, event.data.object);
+      return await onPaymentFailed(tx, deps, event, known);
     case "customer.subscription.updated":
     case "customer.subscription.deleted":
     case "customer.subscription.paused":
     case "customer.subscription.resumed":
-      return await onSubscriptionChanged(tx, deps, event, event.data.object);
+      return await onSubscriptionEvent(
+        tx,
+        deps,
+        event,
+        known,
+        event.subscription,
+        () => Promise.resolve({ type: "subscription_changed" }),
+      );
     case "charge.dispute.created": {
-      const dispute = event.data.object;
+      const dispute = event.dispute;
+      if (!dispute.payment_intent) {
+        return { outcome: "ignored", error: "the dispute has no payment" };
+      }
       return await onCharge(
         tx,
         deps,
         event,
-        idOf(dispute.payment_intent),
+        known,
         () => Promise.resolve({ type: "dispute", disputeId: dispute.id }),
       );
     }
     case "charge.refunded": {
-      const charge = event.data.object;
+      const charge = event.charge;
+      if (!charge.payment_intent) {
+        return {
+          outcome: "ignored",
+          error: "the charge has no payment intent",
+        };
+      }
       return await onCharge(
         tx,
         deps,
         event,
-        idOf(charge.payment_intent),
-        async (order, invoice) => ({
+        known,
+        async (order, invoiceId) => ({
           type: "refund",
           chargeId: charge.id,
+          refunded: {
+            amount: charge.amount_refunded,
+            currency: charge.currency,
+          },
           full: charge.refunded || charge.amount_refunded >= charge.amount,
-          onlyPayment: await countOtherPayments(tx, order.id, invoice.id) === 0,
+          onlyPayment: await countOtherPayments(tx, order.id, invoiceId) === 0,
         }),
       );
     }
-    default:
+    case "other":
       return { outcome: "ignored" };
   }
 }

@@ -1,15 +1,16 @@
 /**
  * `stripe-webhook`: Stripe's signed events. The signature is checked on the raw body;
- * each event is recorded once in stripe_events_log and applied to its order in the same
- * transaction (so a failure leaves nothing half-written and a 5xx makes Stripe retry);
- * then a paid order is handed to `servers-provision`, and an order whose panel target
- * changed to `sync-server-status`, in the background. What an event does to its order
- * is in `apply.ts`.
+ * the event is parsed by its type's schema (`schemas.ts`; an unusable one is recorded
+ * as invalid and acknowledged); what it needs from Stripe is read before any transaction
+ * (`read.ts`); then it is recorded once in stripe_events_log and applied to its order in
+ * one transaction (so a failure leaves nothing half-written and a 5xx makes Stripe
+ * retry). After commit: a subscription cancellation decided under the lock, a paid
+ * order handed to `servers-provision`, an order whose panel target changed handed to
+ * `sync-server-status`, in the background. What an event does is in `apply.ts`.
  *
  * @module
  */
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import { z } from "zod";
 import { type Alerter, createAlerter } from "../_shared/alerts.ts";
 import {
   alertEnv,
@@ -36,11 +37,16 @@ import {
   wireFunction,
   type WiringOptions,
 } from "../_shared/wiring.ts";
+import { cutText, wellFormedJson } from "../_shared/text.ts";
+import { carryOutSubscriptionCancel } from "../_shared/subscription_cancel.ts";
 import { ACTOR, type Applied, type ApplyDeps, applyEvent } from "./apply.ts";
+import { readStripeFacts, type StripeFacts, StripeRefusal } from "./read.ts";
+import { parseShopEvent, type ShopEvent } from "./schemas.ts";
 
 /** What the handler needs. */
 export interface WebhookDeps extends ApplyDeps {
   sql: Sql;
+  stripe: Stripe;
   webhookSecret: string;
   /** A service-role client: provisioning is invoked through it. */
   service: SupabaseClient;
@@ -113,20 +119,10 @@ async function handOff(
   await deps.alert({ title: "Provisioning hand-off failed", message, orderId });
 }
 
-/** The envelope every usable event has; the rest is read per event type. */
-const EventEnvelope = z.object({
-  id: z.string().min(1).max(255),
-  object: z.literal("event"),
-  type: z.string().min(1).max(255),
-  api_version: z.string().nullable().optional(),
-  created: z.number().int(),
-  data: z.object({ object: z.record(z.string(), z.unknown()) }),
-});
-
 type JSONValue = Parameters<Tx["json"]>[0];
 
 type ParsedEvent =
-  | { ok: true; event: Stripe.Event; payload: JSONValue }
+  | { ok: true; event: ShopEvent; payload: JSONValue }
   | { ok: false; problem: string; id?: string; type?: string };
 
 /** Whether a parsed JSON value holds a NUL character anywhere (Postgres refuses it). */
@@ -141,33 +137,32 @@ function holdsNul(value: unknown): boolean {
   return false;
 }
 
-/** Reads a signed body as an event, or says why it is not one we can use. */
+/**
+ * Reads a signed body as an event the shop can act on (every object it reads parsed
+ * by its schema, every string well formed), or says why it is not one.
+ */
 function parseEvent(body: string): ParsedEvent {
-  let json: unknown;
+  let raw: unknown;
   try {
-    json = JSON.parse(body);
+    raw = JSON.parse(body);
   } catch {
     return { ok: false, problem: "the body is not JSON" };
   }
-  const envelope = EventEnvelope.safeParse(json);
+  const json = wellFormedJson(raw);
   const named = json as { id?: unknown; type?: unknown } | null;
   const id = typeof named?.id === "string" ? named.id : undefined;
   const type = typeof named?.type === "string" ? named.type : undefined;
-  if (!envelope.success) {
-    const problem = envelope.error.issues.map((issue) =>
-      `${issue.path.join(".") || "(event)"}: ${issue.message}`
-    ).join("; ");
-    return { ok: false, problem: `not a usable event: ${problem}`, id, type };
-  }
+  const parsed = parseShopEvent(json);
+  if (!parsed.ok) return { ok: false, problem: parsed.problem, id, type };
   if (holdsNul(json)) {
     return { ok: false, problem: "the event holds a NUL character", id, type };
   }
-  return { ok: true, event: json as Stripe.Event, payload: json as JSONValue };
+  return { ok: true, event: parsed.event, payload: json as JSONValue };
 }
 
-/** Text safe for Postgres: NUL characters (refused by text and jsonb) made visible. */
+/** Text safe for Postgres: well formed, NUL characters made visible, cut whole. */
 function storable(text: string, max = 255): string {
-  return text.replaceAll("\0", "\uFFFD").slice(0, max);
+  return cutText(text.replaceAll("\0", "\uFFFD"), max);
 }
 
 /**
@@ -185,11 +180,12 @@ async function recordInvalid(
   const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
   const eventId = storable(parsed.id ?? `invalid_${hex.slice(0, 32)}`);
   const type = storable(parsed.type ?? "(unknown)");
+  const problem = storable(parsed.problem, 4_000);
   const log = deps.log.child({ event_id: eventId });
   const recorded = await deps.sql`
     insert into public.stripe_events_log (event_id, type, outcome, error, payload,
       processed_at)
-    values (${eventId}, ${type}, 'invalid', ${parsed.problem}, ${
+    values (${eventId}, ${type}, 'invalid', ${problem}, ${
     deps.sql.json({ body: storable(body, 64_000), sha256: hex })
   }, now())
     on conflict (event_id) do nothing
@@ -198,15 +194,67 @@ async function recordInvalid(
     log.info("Duplicate event acknowledged");
     return json({ received: true, duplicate: true });
   }
-  log.warn("Signed event recorded as invalid", { problem: parsed.problem });
+  log.warn("Signed event recorded as invalid", { problem });
   runInBackground(deps.alert({
     title: "Unusable Stripe event",
     message:
-      `A correctly signed Stripe event could not be used (${parsed.problem}). It was recorded as invalid and acknowledged; check it in the Stripe dashboard.`,
+      `A correctly signed Stripe event could not be used (${problem}). It was recorded as invalid and acknowledged; check it in the Stripe dashboard.`,
     eventId,
     fields: { event_type: type },
   }));
   return json({ received: true, outcome: "invalid", order_id: null });
+}
+
+/**
+ * Records an event Stripe's refusal keeps from being applied (a 4xx on a read: retrying
+ * cannot help) as `failed`, alerts, and acknowledges it.
+ */
+async function recordRefused(
+  deps: WebhookDeps,
+  event: ShopEvent,
+  payload: JSONValue,
+  refusal: StripeRefusal,
+): Promise<Response> {
+  const log = deps.log.child({ event_id: event.id, event_type: event.name });
+  const error = storable(refusal.message, 4_000);
+  const recorded = await deps.sql`
+    insert into public.stripe_events_log (event_id, type, api_version, stripe_created_at,
+      outcome, error, payload, processed_at)
+    values (${event.id}, ${event.name}, ${event.apiVersion}, to_timestamp(${event.created}),
+      'failed', ${error}, ${deps.sql.json(payload)}, now())
+    on conflict (event_id) do nothing
+    returning event_id`;
+  if (recorded.length === 0) {
+    log.info("Duplicate event acknowledged");
+    return json({ received: true, duplicate: true });
+  }
+  log.error("Stripe refused a read the event needs; recorded as failed", {
+    error,
+  });
+  runInBackground(deps.alert({
+    title: "Stripe event could not be applied",
+    message:
+      `${error}. The event was recorded as failed and acknowledged (Stripe would only send it again); check it in the Stripe dashboard and apply it by hand.`,
+    eventId: event.id,
+    fields: { event_type: event.name },
+  }));
+  return json({ received: true, outcome: "failed", order_id: null });
+}
+
+/** Whether the event is recorded already (its Stripe reads are then skipped). */
+async function isRecorded(sql: Sql, eventId: string): Promise<boolean> {
+  const rows = await sql`select 1 from public.stripe_events_log
+    where event_id = ${eventId}`;
+  return rows.length > 0;
+}
+
+/** A transient database error becomes a 503 so Stripe retries. */
+function unavailableOr(error: unknown, log: Logger): unknown {
+  if (!isTransientDbError(error)) return error;
+  log.error("Database unavailable; Stripe will retry", { error });
+  return new HttpError(503, "temporarily_unavailable", "Try again later", {
+    cause: error,
+  });
 }
 
 /** Builds the handler. */
@@ -244,37 +292,44 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
     const parsed = parseEvent(body);
     if (!parsed.ok) return await recordInvalid(deps, body, parsed);
     const event = parsed.event;
-    const log = deps.log.child({ event_id: event.id, event_type: event.type });
+    const log = deps.log.child({ event_id: event.id, event_type: event.name });
 
     let applied: Applied | "duplicate";
     try {
-      applied = await deps.sql.begin(async (tx) => {
-        const recorded = await tx`
-          insert into public.stripe_events_log (event_id, type, api_version, stripe_created_at,
-            payload)
-          values (${event.id}, ${event.type}, ${event.api_version}, to_timestamp(${event.created}),
-            ${tx.json(parsed.payload)})
-          on conflict (event_id) do nothing
-          returning event_id`;
-        if (recorded.length === 0) return "duplicate" as const;
-        const result = await applyEvent(tx, deps, event);
-        await tx`
-          update public.stripe_events_log set outcome = ${result.outcome},
-            order_id = ${result.orderId ?? null}, error = ${
-          result.error ?? null
-        },
-            processed_at = now()
-          where event_id = ${event.id}`;
-        return result;
-      });
-    } catch (error) {
-      if (isTransientDbError(error)) {
-        log.error("Database unavailable; Stripe will retry", { error });
-        throw new HttpError(503, "temporarily_unavailable", "Try again later", {
-          cause: error,
+      if (await isRecorded(deps.sql, event.id)) {
+        applied = "duplicate";
+      } else {
+        // Read first, outside any transaction; then lock and decide on the locked row.
+        let facts: StripeFacts;
+        try {
+          facts = await readStripeFacts(deps.stripe, event);
+        } catch (error) {
+          if (error instanceof StripeRefusal) {
+            return await recordRefused(deps, event, parsed.payload, error);
+          }
+          throw error;
+        }
+        applied = await deps.sql.begin(async (tx) => {
+          const recorded = await tx`
+            insert into public.stripe_events_log (event_id, type, api_version,
+              stripe_created_at, payload)
+            values (${event.id}, ${event.name}, ${event.apiVersion},
+              to_timestamp(${event.created}), ${tx.json(parsed.payload)})
+            on conflict (event_id) do nothing
+            returning event_id`;
+          if (recorded.length === 0) return "duplicate" as const;
+          const result = await applyEvent(tx, deps, event, facts);
+          await tx`
+            update public.stripe_events_log set outcome = ${result.outcome},
+              order_id = ${result.orderId ?? null}, error = ${
+            result.error === undefined ? null : storable(result.error, 4_000)
+          }, processed_at = now()
+            where event_id = ${event.id}`;
+          return result;
         });
       }
-      throw error;
+    } catch (error) {
+      throw unavailableOr(error, log);
     }
 
     if (applied === "duplicate") {
@@ -284,6 +339,12 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
     const orderLog = log.child({ order_id: applied.orderId });
     orderLog.info(`Event ${applied.outcome}`, { error: applied.error });
     if (applied.alert) runInBackground(deps.alert(applied.alert));
+    if (applied.cancel) {
+      // After commit: the intent is recorded, so a failed call is retried later.
+      runInBackground(
+        carryOutSubscriptionCancel(deps, applied.cancel, ACTOR),
+      );
+    }
     if (applied.provision) {
       runInBackground(handOff(deps, applied.provision, orderLog));
     }

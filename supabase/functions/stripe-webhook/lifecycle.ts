@@ -45,22 +45,62 @@ export interface SubscriptionFacts {
   currentPeriodEnd: Date | null;
 }
 
+/** An amount in the currency's smallest unit, as Stripe gives it. */
+export interface Money {
+  amount: number;
+  currency: string;
+}
+
+/** Currencies Stripe counts in whole units, and those with three decimals. */
+const ZERO_DECIMAL = new Set([
+  "bif",
+  "clp",
+  "djf",
+  "gnf",
+  "jpy",
+  "kmf",
+  "krw",
+  "mga",
+  "pyg",
+  "rwf",
+  "ugx",
+  "vnd",
+  "vuv",
+  "xaf",
+  "xof",
+  "xpf",
+]);
+const THREE_DECIMAL = new Set(["bhd", "jod", "kwd", "omr", "tnd"]);
+
+/** Money as a customer reads it: `12.00 EUR`. */
+export function formatMoney(money: Money): string {
+  const code = money.currency.toLowerCase();
+  const decimals = ZERO_DECIMAL.has(code) ? 0 : THREE_DECIMAL.has(code) ? 3 : 2;
+  return `${
+    (money.amount / 10 ** decimals).toFixed(decimals)
+  } ${code.toUpperCase()}`;
+}
+
 /** What the event itself adds to the subscription's current state. */
 export type LifecycleEvent =
   | {
     type: "invoice_paid";
     invoiceId: string;
+    /** What the invoice paid. */
+    paid: Money;
     /** False when this invoice was applied before (a redelivery or a sibling event). */
     firstTime: boolean;
     /** The end of the period the invoice pays for (its lines' `period.end`). */
     periodEnd: Date | null;
   }
-  | { type: "payment_failed"; invoiceId: string }
+  | { type: "payment_failed"; invoiceId: string; due: Money }
   | { type: "subscription_changed" }
   | { type: "dispute"; disputeId: string }
   | {
     type: "refund";
     chargeId: string;
+    /** What was refunded of the charge so far. */
+    refunded: Money;
     /** The whole charge was refunded. */
     full: boolean;
     /** The refunded invoice is the order's only payment. */
@@ -86,12 +126,16 @@ export type LifecycleOrder =
     statusBeforeSuspension: OrderStatus | null;
   };
 
-/** A timeline row: `payment` rows are what the customer reads. */
-export interface LifecycleNote {
-  kind: "payment" | "note";
-  message: string;
-  detail?: Record<string, unknown>;
-}
+/** A timeline row: `payment` rows are shown to the customer, in customer words. */
+export type LifecycleNote =
+  | {
+    kind: "payment";
+    message: string;
+    /** What the order's owner reads (default: `message`). */
+    customerMessage?: string;
+    detail?: Record<string, unknown>;
+  }
+  | { kind: "note"; message: string; detail?: Record<string, unknown> };
 
 /** What to do with the order. */
 export interface LifecycleChange {
@@ -194,12 +238,16 @@ export function decideLifecycle(
           paidUntil,
           event.periodEnd ?? subscription.currentPeriodEnd,
         );
+        const received = `Payment of ${formatMoney(event.paid)} received`;
         notes.push({
           kind: "payment",
           message: paidUntil
             ? `Payment received: paid until ${day(paidUntil)}`
             : "Payment received",
-          detail: { invoice_id: event.invoiceId },
+          customerMessage: paidUntil
+            ? `${received}; paid until ${day(paidUntil)}`
+            : received,
+          detail: { invoice_id: event.invoiceId, ...event.paid },
         });
       }
       break;
@@ -241,7 +289,12 @@ export function decideLifecycle(
         message: event.full && event.onlyPayment
           ? "Your payment was refunded in full: the subscription is canceled"
           : "A refund was issued on this order",
-        detail: { charge_id: event.chargeId },
+        customerMessage: `Refund of ${formatMoney(event.refunded)} issued${
+          event.full && event.onlyPayment
+            ? "; the subscription is canceled"
+            : ""
+        }`,
+        detail: { charge_id: event.chargeId, ...event.refunded },
       });
       break;
     case "subscription_changed":
@@ -294,14 +347,21 @@ export function decideLifecycle(
         suspendAt = new Date(now.getTime() + config.paymentGraceSeconds * 1000);
       }
       if (event.type === "payment_failed" && target === "running") {
+        const failed = `Payment of ${
+          formatMoney(event.due)
+        } failed; we will retry`;
         notes.push({
           kind: "payment",
           message: suspendAt
             ? `Your payment failed: please update your payment method before ${suspendAt.toISOString()}, when the server will be suspended`
             : "Your payment failed: please update your payment method",
+          customerMessage: suspendAt
+            ? `${failed}. Please update your payment method before ${suspendAt.toISOString()}, when the server will be suspended`
+            : `${failed}. Please update your payment method`,
           detail: {
             invoice_id: event.invoiceId,
             suspend_at: suspendAt?.toISOString() ?? null,
+            ...event.due,
           },
         });
       }

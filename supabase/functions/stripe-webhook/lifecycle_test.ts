@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   decideLifecycle,
+  formatMoney,
   type LifecycleEvent,
   type LifecycleOrder,
   type SubscriptionFacts,
@@ -46,12 +47,17 @@ function decide(
 }
 
 const changed: LifecycleEvent = { type: "subscription_changed" };
-const failed: LifecycleEvent = { type: "payment_failed", invoiceId: "in_2" };
+const failed: LifecycleEvent = {
+  type: "payment_failed",
+  invoiceId: "in_2",
+  due: { amount: 1200, currency: "eur" },
+};
 
 function paid(firstTime = true): LifecycleEvent {
   return {
     type: "invoice_paid",
     invoiceId: "in_2",
+    paid: { amount: 1200, currency: "eur" },
     firstTime,
     periodEnd: NEXT_PERIOD_END,
   };
@@ -330,6 +336,7 @@ Deno.test("decideLifecycle: disputes and refunds", async (t) => {
     const change = decide(order(), sub(), {
       type: "refund",
       chargeId: "ch_1",
+      refunded: { amount: 1200, currency: "eur" },
       full: true,
       onlyPayment: true,
     });
@@ -348,6 +355,7 @@ Deno.test("decideLifecycle: disputes and refunds", async (t) => {
         const change = decide(order(), sub(), {
           type: "refund",
           chargeId: "ch_1",
+          refunded: { amount: 1200, currency: "eur" },
           full,
           onlyPayment,
         });
@@ -375,5 +383,37 @@ Deno.test("decideLifecycle: out of order and unpaid orders", async (t) => {
     const change = decide(order({ status: "pending" }), sub(), paid());
     assert.match(change.ignored ?? "", /pending/);
     assert.deepEqual(change.set, {});
+  });
+});
+
+Deno.test("decideLifecycle: payments in customer words", async (t) => {
+  const words = (e: LifecycleEvent, s = sub()) =>
+    decide(order(), s, e).notes.flatMap((n) =>
+      n.kind === "payment" ? [n.customerMessage ?? n.message] : []
+    );
+
+  await t.step("money reads in the currency's units", () => {
+    assert.equal(formatMoney({ amount: 1200, currency: "eur" }), "12.00 EUR");
+    assert.equal(formatMoney({ amount: 999, currency: "usd" }), "9.99 USD");
+    assert.equal(formatMoney({ amount: 500, currency: "jpy" }), "500 JPY");
+    assert.equal(formatMoney({ amount: 1234, currency: "kwd" }), "1.234 KWD");
+  });
+
+  await t.step("paid, failed and refunded, with amount and currency", () => {
+    assert.deepEqual(words(paid()), [
+      "Payment of 12.00 EUR received; paid until 2027-02-01",
+    ]);
+    const [failure] = words(failed, sub({ status: "past_due" }));
+    assert.match(failure, /^Payment of 12\.00 EUR failed; we will retry\. /);
+    assert.deepEqual(
+      words({
+        type: "refund",
+        chargeId: "ch_1",
+        refunded: { amount: 500, currency: "eur" },
+        full: false,
+        onlyPayment: true,
+      }),
+      ["Refund of 5.00 EUR issued"],
+    );
   });
 });

@@ -4,6 +4,7 @@ import { order, purchase, subscriptionControl } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 import { invoke } from "./_fixtures.ts";
 import { finishInstalls, serviceCall, sweeper } from "./_sweep.ts";
+import { PANEL_ACTION_RETRY } from "../supabase/functions/_shared/converge.ts";
 
 async function freeMemory(stack: TestStack, nodeId: number): Promise<number> {
   const [row] = await stack.sql`select free_memory_mb from public.node_capacity
@@ -129,26 +130,53 @@ Deno.test("a dispute suspends the server until an admin lifts it", async () => {
       400,
     );
 
-    const lifted = await serviceCall(stack, {
-      order_id: checkout.orderId,
-      lift_suspension: true,
-    });
-    assert.equal(lifted.status, 200, JSON.stringify(lifted.body));
+    // Lifted while the panel cannot unsuspend: the customer never reads "running"
+    // while the server is still stopped; the status moves once the panel confirms.
+    stack.panel.configure({ wingsStatus: 502 });
+    try {
+      const lifted = await serviceCall(stack, {
+        order_id: checkout.orderId,
+        lift_suspension: true,
+      });
+      assert.equal(lifted.status, 200, JSON.stringify(lifted.body));
+      row = await order(stack, checkout.orderId);
+      assert.deepEqual(
+        [row.status, row.panel_target, row.suspend_reason, row.panel_state],
+        ["suspended", "running", null, "suspended"],
+      );
+      assert.equal(server()?.status, "suspended");
+      const mine = await invoke(checkout.user.client, "sync-server-status");
+      const [view] = (mine.body as { orders: { message: string }[] }).orders;
+      assert.match(view.message, /resuming/);
+    } finally {
+      stack.panel.configure({ wingsStatus: null });
+    }
+    const s = sweeper(stack);
+    try {
+      s.clock.advance(PANEL_ACTION_RETRY.maxDelayMs);
+      await s.sweep();
+    } finally {
+      await s.close();
+    }
     row = await order(stack, checkout.orderId);
     assert.deepEqual(
       [row.status, row.panel_target, row.suspend_reason, row.panel_state],
       ["active", "running", null, "installed"],
     );
     assert.equal(server()?.status === "suspended", false);
-    const lifts = await stack
-      .sql`select actor, to_status from public.order_events
-      where order_id = ${checkout.orderId} and kind = 'status'
-        and message = 'Suspension (dispute) lifted by an admin'`;
-    // Back to where it was when suspended; the refresh then saw it installed.
-    assert.deepEqual(lifts.map((e) => [e.actor, e.to_status]), [[
-      "admin",
-      "installing",
-    ]]);
+    // The admin lifted the target; the status moved when the panel confirmed.
+    const trail = await stack
+      .sql`select actor, kind, to_status, message from public.order_events
+      where order_id = ${checkout.orderId} and (kind = 'status' or actor = 'admin')
+      order by id`;
+    assert.deepEqual(
+      trail.slice(-2).map((e) => [e.actor, e.kind, e.to_status]),
+      [
+        ["admin", "note", null],
+        ["sweep", "status", "active"],
+      ],
+    );
+    assert.equal(trail.at(-1)?.message, "Server unsuspended on the panel");
 
     const again = await serviceCall(stack, {
       order_id: checkout.orderId,

@@ -155,6 +155,7 @@ export function customerMessage(
     | "cancel_at_period_end"
     | "gave_up_at"
     | "panel_state"
+    | "panel_target"
   >,
 ): string {
   switch (order.status) {
@@ -182,6 +183,10 @@ export function customerMessage(
         ? "We could not set up your server; our team has been alerted and will contact you"
         : "Setting up your server hit a problem; we are retrying automatically";
     case "suspended":
+      // Lifted or paid: the status moves once the panel confirms the unsuspension.
+      if (order.panel_target === "running") {
+        return "Your suspension was lifted: your server is resuming";
+      }
       switch (order.suspend_reason) {
         case "dispute":
           return "Your server is suspended while a payment dispute is reviewed";

@@ -162,6 +162,7 @@ Deno.test("customerMessage says what the customer needs, never internals", () =>
     cancel_at_period_end: false,
     gave_up_at: null,
     panel_state: "installed",
+    panel_target: "running",
   };
   assert.equal(customerMessage(base), "Your server is running");
   assert.match(
@@ -173,8 +174,14 @@ Deno.test("customerMessage says what the customer needs, never internals", () =>
       ...base,
       status: "suspended",
       suspend_reason: "billing",
+      panel_target: "suspended",
     }),
     /non-payment/,
+  );
+  // Lifted, the panel not yet confirming: never "running" before it runs.
+  assert.match(
+    customerMessage({ ...base, status: "suspended", suspend_reason: null }),
+    /resuming/,
   );
   assert.match(
     customerMessage({

@@ -370,7 +370,9 @@ export function decideLifecycle(
       if (target === "suspended" && suspendReason === "billing") {
         target = "running";
         suspendReason = null;
-        if (status === "suspended") {
+        // With a server, the status follows what the panel confirms (converge's
+        // unsuspend moves it); without one, it goes back to where it was.
+        if (status === "suspended" && order.pterodactyl_server_id === null) {
           status = resumedStatus(order);
           reason =
             `Payment received: subscription ${subscription.id} is "${subscription.status}"`;

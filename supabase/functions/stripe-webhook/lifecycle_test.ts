@@ -103,7 +103,7 @@ Deno.test("decideLifecycle: renewals", async (t) => {
   });
 
   await t.step(
-    "the payment lifts a billing suspension and returns to the status before it",
+    "the payment lifts a billing suspension; the status waits for the panel's unsuspension",
     () => {
       const change = decide(
         order({
@@ -115,7 +115,9 @@ Deno.test("decideLifecycle: renewals", async (t) => {
         sub({ currentPeriodEnd: NEXT_PERIOD_END }),
         paid(),
       );
-      assert.equal(change.to, "active");
+      // Never "active" while the server is still suspended on the panel: converge's
+      // unsuspend moves the status once the panel confirms.
+      assert.equal(change.to, undefined);
       assert.equal(change.set.panel_target, "running");
       assert.equal(change.set.suspend_reason, null);
       assert.deepEqual(change.set.panel_action_due_at, NOW);

@@ -44,6 +44,7 @@ import {
   type Order,
   ordersOfUser,
   readOrder,
+  recordOrderEvent,
   statusBeforeSuspension,
 } from "../_shared/orders.ts";
 import {
@@ -210,7 +211,8 @@ export function createSyncHandler(deps: SyncDeps): Handler {
 
   /**
    * An admin lifts a suspension (any but a cancellation's: that subscription is over):
-   * the target is running again and the order goes back to where it was.
+   * the target is running again; the order stays suspended until the panel confirms
+   * the unsuspension (an order without a server goes back to where it was).
    */
   async function liftSuspension(orderId: string): Promise<void> {
     await deps.sql.begin(async (tx) => {
@@ -229,12 +231,16 @@ export function createSyncHandler(deps: SyncDeps): Handler {
           `Order "${orderId}" was canceled; its subscription has ended`,
         );
       }
-      const back = resumedStatus({
-        statusBeforeSuspension: await statusBeforeSuspension(tx, orderId),
-        pterodactyl_server_id: order.pterodactyl_server_id,
-      });
+      // With a server, the status follows what the panel confirms (converge's
+      // unsuspend moves it); without one, it goes back to where it was.
+      const back = order.pterodactyl_server_id === null
+        ? resumedStatus({
+          statusBeforeSuspension: await statusBeforeSuspension(tx, orderId),
+          pterodactyl_server_id: null,
+        })
+        : null;
       await changeOrder(tx, orderId, {
-        to: order.status === "suspended" ? back : undefined,
+        to: order.status === "suspended" && back ? back : undefined,
         set: {
           panel_target: "running",
           suspend_reason: null,
@@ -247,6 +253,16 @@ export function createSyncHandler(deps: SyncDeps): Handler {
         actor: "admin",
         reason: `Suspension (${order.suspend_reason}) lifted by an admin`,
       });
+      if (!back) {
+        await recordOrderEvent(tx, orderId, {
+          kind: "note",
+          message:
+            `Suspension (${order.suspend_reason}) lifted by an admin: unsuspending the server`,
+          actor: "admin",
+          customerMessage:
+            "Your suspension was lifted: your server is resuming",
+        });
+      }
     });
   }
 

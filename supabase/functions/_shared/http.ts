@@ -157,7 +157,9 @@ export async function readBody(req: Request, limit: number): Promise<string> {
     bytes.set(chunk, offset);
     offset += chunk.byteLength;
   }
-  return new TextDecoder().decode(bytes);
+  // Kept as Deno's req.text() has it (a leading BOM too): the webhook's signature is
+  // checked on this text.
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
 }
 
 /**

@@ -36,6 +36,44 @@ export async function invoke(
   };
 }
 
+/** Row counts of every table a bad input must leave alone. */
+export async function footprint(
+  stack: { sql: postgres.Sql },
+): Promise<Record<string, number>> {
+  const [row] = await stack.sql`select
+    (select count(*)::int from public.orders) as orders,
+    (select count(*)::int from public.order_events) as order_events,
+    (select count(*)::int from public.stripe_customers) as stripe_customers,
+    (select count(*)::int from public.external_accounts) as external_accounts,
+    (select count(*)::int from public.stripe_events_log) as stripe_events_log`;
+  return { ...row };
+}
+
+/**
+ * POSTs `body` straight to a function through the gateway (no supabase-js) and answers
+ * its status and JSON body.
+ */
+export async function post(
+  stack: { gateway: { url: string } },
+  fn: string,
+  body: BodyInit,
+  headers: Record<string, string>,
+): Promise<Invocation> {
+  const res = await fetch(`${stack.gateway.url}/functions/v1/${fn}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body,
+  });
+  const text = await res.text();
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error(`${fn} answered ${res.status} with non-JSON: ${text}`);
+  }
+  return { status: res.status, body: parsed };
+}
+
 /** The `error.code` of an error body. */
 export function errorCode(body: Record<string, unknown>): unknown {
   return (body.error as { code?: unknown } | undefined)?.code ?? body.code;
@@ -135,4 +173,44 @@ export async function createPanelUser(
   const body = await res.json();
   assert.equal(res.status, 201, JSON.stringify(body));
   return body.attributes.id;
+}
+
+/** A request body produced only as it is read, counting what was pulled. */
+export interface CountedBody {
+  stream: ReadableStream<Uint8Array>;
+  /** Bytes handed to the reader so far. */
+  pulled(): number;
+  /** Whether the reader cancelled the stream. */
+  cancelled(): boolean;
+}
+
+/**
+ * A body of `total` bytes (endless when omitted) in chunks of `chunk` bytes (default
+ * 64 KiB), made one chunk a read (nothing is buffered ahead) from one reused buffer,
+ * so even a huge body costs the sender no memory.
+ */
+export function countedBody(
+  options: { total?: number; chunk?: number } = {},
+): CountedBody {
+  const chunk = new Uint8Array(options.chunk ?? 64 * 1024).fill(0x20);
+  let pulled = 0;
+  let cancelled = false;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (options.total !== undefined && pulled >= options.total) {
+        controller.close();
+        return;
+      }
+      const size = Math.min(
+        chunk.byteLength,
+        (options.total ?? Infinity) - pulled,
+      );
+      pulled += size;
+      controller.enqueue(chunk.subarray(0, size));
+    },
+    cancel() {
+      cancelled = true;
+    },
+  }, { highWaterMark: 0 });
+  return { stream, pulled: () => pulled, cancelled: () => cancelled };
 }

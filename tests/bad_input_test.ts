@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { signPayload } from "../local/stripe-sandbox/mod.ts";
-import { errorCode, invoke } from "./_fixtures.ts";
+import { errorCode, footprint, invoke, post } from "./_fixtures.ts";
 import { openCheckout, startAlertReceiver } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 
@@ -10,38 +10,6 @@ const BODY = {
   region: "eu-west",
   server_name: "Fuzzed",
 };
-
-/** Row counts of every table a bad input must leave alone. */
-async function footprint(stack: TestStack): Promise<Record<string, number>> {
-  const [row] = await stack.sql`select
-    (select count(*)::int from public.orders) as orders,
-    (select count(*)::int from public.order_events) as order_events,
-    (select count(*)::int from public.stripe_customers) as stripe_customers,
-    (select count(*)::int from public.external_accounts) as external_accounts,
-    (select count(*)::int from public.stripe_events_log) as stripe_events_log`;
-  return { ...row };
-}
-
-async function post(
-  stack: TestStack,
-  fn: string,
-  body: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${stack.gateway.url}/functions/v1/${fn}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...headers },
-    body,
-  });
-  const text = await res.text();
-  let parsed: Record<string, unknown>;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error(`${fn} answered ${res.status} with non-JSON: ${text}`);
-  }
-  return { status: res.status, body: parsed };
-}
 
 async function signedWebhook(stack: TestStack, payload: string) {
   return await post(stack, "stripe-webhook", payload, {

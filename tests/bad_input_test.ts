@@ -106,6 +106,45 @@ Deno.test("bad input never answers 500 and changes nothing", async (t) => {
     );
 
     await t.step(
+      "a malformed body to sync-server-status or create-pterodactyl-user: 400, nothing written",
+      async () => {
+        const user = await stack.user();
+        const headers = {
+          Authorization: `Bearer ${user.token}`,
+          apikey: stack.keys.publishableKey,
+        };
+        const before = await footprint(stack);
+        const panelCalls = stack.panel.calls().length;
+        for (const fn of ["sync-server-status", "create-pterodactyl-user"]) {
+          for (
+            const [body, code] of [
+              ['{"order_id": 5}', "invalid_request"],
+              ["[]", "invalid_request"],
+              ['"x"', "invalid_request"],
+              ["not json", "invalid_json"],
+            ]
+          ) {
+            const res = await post(stack, fn, body, headers);
+            assert.deepEqual(
+              [res.status, errorCode(res.body)],
+              [400, code],
+              `${fn} ${body}: ${JSON.stringify(res.body)}`,
+            );
+          }
+        }
+        assert.deepEqual(await footprint(stack), before);
+        assert.equal(stack.panel.calls().length, panelCalls);
+        // An empty body, or {}, is still a call without parameters.
+        for (const fn of ["sync-server-status", "create-pterodactyl-user"]) {
+          for (const body of ["", "{}"]) {
+            const res = await post(stack, fn, body, headers);
+            assert.equal(res.status, 200, `${fn} ${JSON.stringify(body)}`);
+          }
+        }
+      },
+    );
+
+    await t.step(
       "validly signed events we cannot use are recorded as invalid, alerted and acknowledged",
       async () => {
         const checkout = await openCheckout(stack, BODY);

@@ -147,8 +147,8 @@ export function isServiceRequest(
 }
 
 /**
- * Requires service credentials: none at all is 401, anything else (a user's token,
- * the anon key) is 403.
+ * Requires service credentials: none at all is 401, a secret key from a browser 401
+ * `secret_key_from_browser`, anything else (a user's token, the anon key) is 403.
  */
 export function requireService(
   req: Request,

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { countedBody, errorCode, post } from "./_fixtures.ts";
+import { countedBody, errorCode, rawPost } from "./_fixtures.ts";
 import { startTestStack } from "./_stack.ts";
 
 const SIZE = 10 * 1000 * 1000;
@@ -17,7 +17,7 @@ const stack = await startTestStack();
 try {
   const send = async (i: number) => {
     const body = countedBody({ total: SIZE });
-    const res = await post(
+    const res = await rawPost(
       stack,
       "stripe-webhook",
       body.stream,

@@ -13,7 +13,7 @@ import {
   countedBody,
   errorCode,
   footprint,
-  post,
+  rawPost,
 } from "./_fixtures.ts";
 import { startTestStack } from "./_stack.ts";
 
@@ -172,11 +172,14 @@ Deno.test("every function refuses an oversized body with 413 and writes nothing"
     const before = await footprint(stack);
     for (const [label, fn, headers] of callers) {
       await t.step(`${label}: a Content-Length over the limit`, async () => {
-        const res = await post(
+        const res = await rawPost(
           stack,
           fn,
-          new Uint8Array(size).fill(0x20),
-          headers,
+          countedBody({ total: size }).stream,
+          {
+            ...headers,
+            "Content-Length": String(size),
+          },
         );
         assert.equal(res.status, 413, JSON.stringify(res.body));
         assert.equal(errorCode(res.body), "payload_too_large");
@@ -185,7 +188,7 @@ Deno.test("every function refuses an oversized body with 413 and writes nothing"
         `${label}: a chunked body without Content-Length`,
         async () => {
           const body = countedBody({ total: 4 * size });
-          const res = await post(stack, fn, body.stream, headers);
+          const res = await rawPost(stack, fn, body.stream, headers);
           assert.equal(res.status, 413, JSON.stringify(res.body));
           assert.equal(errorCode(res.body), "payload_too_large");
         },

@@ -8,7 +8,7 @@ Deno.test("twenty unsigned 10 MB webhooks at once leave the memory where it was"
     Boolean,
   );
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check=remote", ...flags, probe],
+    args: ["run", "-A", "--no-check", ...flags, probe],
     stdout: "piped",
     stderr: "inherit",
   }).output();
@@ -31,9 +31,9 @@ Deno.test("twenty unsigned 10 MB webhooks at once leave the memory where it was"
       Math.round(result.after / MB)
     } MB`,
   );
-  // Reading each body would hold 200 MB at least (the unbounded read took 400 MB).
+  // Refused unread, the twenty add a few MB; read whole, they added 130 to 420 MB.
   assert.ok(
-    growth < 100 * MB,
+    growth < 50 * MB,
     `RSS grew by ${Math.round(growth / MB)} MB (${
       Math.round(result.before / MB)
     } → ${Math.round(result.after / MB)} MB)`,

@@ -97,6 +97,8 @@ async function main(): Promise<number> {
       env: {
         TEST_DATABASE_URL: serverUrl,
         TEST_TEMPLATE_DATABASE: TEMPLATE,
+        // For tests that run a script in a process of their own, with the same Deno.
+        TEST_DENO_FLAGS: runtime.flags.join(" "),
         NO_COLOR: "1",
         ...runtime.env,
       },

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { signPayload } from "../local/stripe-sandbox/mod.ts";
-import { errorCode, invoke } from "./_fixtures.ts";
+import { errorCode, footprint, invoke, post } from "./_fixtures.ts";
 import { openCheckout, startAlertReceiver } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 
@@ -10,38 +10,6 @@ const BODY = {
   region: "eu-west",
   server_name: "Fuzzed",
 };
-
-/** Row counts of every table a bad input must leave alone. */
-async function footprint(stack: TestStack): Promise<Record<string, number>> {
-  const [row] = await stack.sql`select
-    (select count(*)::int from public.orders) as orders,
-    (select count(*)::int from public.order_events) as order_events,
-    (select count(*)::int from public.stripe_customers) as stripe_customers,
-    (select count(*)::int from public.external_accounts) as external_accounts,
-    (select count(*)::int from public.stripe_events_log) as stripe_events_log`;
-  return { ...row };
-}
-
-async function post(
-  stack: TestStack,
-  fn: string,
-  body: string,
-  headers: Record<string, string>,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${stack.gateway.url}/functions/v1/${fn}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...headers },
-    body,
-  });
-  const text = await res.text();
-  let parsed: Record<string, unknown>;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw new Error(`${fn} answered ${res.status} with non-JSON: ${text}`);
-  }
-  return { status: res.status, body: parsed };
-}
 
 async function signedWebhook(stack: TestStack, payload: string) {
   return await post(stack, "stripe-webhook", payload, {
@@ -134,6 +102,45 @@ Deno.test("bad input never answers 500 and changes nothing", async (t) => {
           assert.equal(res.status, 401, `${fn}: ${JSON.stringify(res.body)}`);
         }
         assert.deepEqual(await footprint(stack), before);
+      },
+    );
+
+    await t.step(
+      "a malformed body to sync-server-status or create-pterodactyl-user: 400, nothing written",
+      async () => {
+        const user = await stack.user();
+        const headers = {
+          Authorization: `Bearer ${user.token}`,
+          apikey: stack.keys.publishableKey,
+        };
+        const before = await footprint(stack);
+        const panelCalls = stack.panel.calls().length;
+        for (const fn of ["sync-server-status", "create-pterodactyl-user"]) {
+          for (
+            const [body, code] of [
+              ['{"order_id": 5}', "invalid_request"],
+              ["[]", "invalid_request"],
+              ['"x"', "invalid_request"],
+              ["not json", "invalid_json"],
+            ]
+          ) {
+            const res = await post(stack, fn, body, headers);
+            assert.deepEqual(
+              [res.status, errorCode(res.body)],
+              [400, code],
+              `${fn} ${body}: ${JSON.stringify(res.body)}`,
+            );
+          }
+        }
+        assert.deepEqual(await footprint(stack), before);
+        assert.equal(stack.panel.calls().length, panelCalls);
+        // An empty body, or {}, is still a call without parameters.
+        for (const fn of ["sync-server-status", "create-pterodactyl-user"]) {
+          for (const body of ["", "{}"]) {
+            const res = await post(stack, fn, body, headers);
+            assert.equal(res.status, 200, `${fn} ${JSON.stringify(body)}`);
+          }
+        }
       },
     );
 

@@ -6,7 +6,7 @@ import { panelUserFromEnv } from "../supabase/functions/create-pterodactyl-user/
 import { provisionFromEnv } from "../supabase/functions/servers-provision/handler.ts";
 import { webhookFromEnv } from "../supabase/functions/stripe-webhook/handler.ts";
 import { ConfigError } from "../supabase/functions/_shared/errors.ts";
-import { errorCode, invoke } from "./_fixtures.ts";
+import { errorCode, invoke, post } from "./_fixtures.ts";
 import { completeCheckout, openCheckout, order } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 
@@ -193,4 +193,71 @@ Deno.test("a function without the keys it needs does not start, and says which t
       /SUPABASE_SECRET_KEYS: must name at least one key, each starting with sb_secret_/,
     );
   });
+});
+
+Deno.test("a secret key sent from a browser (with an Origin) is 401 secret_key_from_browser", async (t) => {
+  const stack = await startTestStack();
+  try {
+    const origin = { Origin: String(stack.env.SITE_URL) };
+    const secret = stack.keys.secretKey;
+    const syncWith = async (headers: Record<string, string>) => {
+      const res = await post(
+        stack,
+        "sync-server-status",
+        JSON.stringify({ order_id: crypto.randomUUID() }),
+        headers,
+      );
+      return { status: res.status, code: errorCode(res.body) };
+    };
+    const refused = { status: 401, code: "secret_key_from_browser" };
+    await t.step("servers-provision, the key in apikey", async () => {
+      assert.deepEqual(
+        await provisionWith(stack, { apikey: secret, ...origin }),
+        refused,
+      );
+    });
+    await t.step("servers-provision, the key as a bearer token", async () => {
+      assert.deepEqual(
+        await provisionWith(stack, {
+          Authorization: `Bearer ${secret}`,
+          ...origin,
+        }),
+        refused,
+      );
+    });
+    await t.step("sync-server-status's service mode", async () => {
+      assert.deepEqual(await syncWith({ apikey: secret, ...origin }), refused);
+    });
+    await t.step("without an Origin, the same key is the service", async () => {
+      const notFound = { status: 404, code: "order_not_found" };
+      assert.deepEqual(
+        await provisionWith(stack, { apikey: secret }),
+        notFound,
+      );
+      assert.deepEqual(await syncWith({ apikey: secret }), notFound);
+    });
+    await t.step(
+      "the legacy service_role JWT is not covered by the rule",
+      async () => {
+        assert.deepEqual(
+          await provisionWith(stack, {
+            Authorization: `Bearer ${stack.keys.serviceRoleKey}`,
+            ...origin,
+          }),
+          { status: 404, code: "order_not_found" },
+        );
+      },
+    );
+    await t.step("a signed-in user's browser call is unaffected", async () => {
+      const user = await stack.user();
+      const res = await post(stack, "sync-server-status", "{}", {
+        Authorization: `Bearer ${user.token}`,
+        apikey: stack.keys.publishableKey,
+        ...origin,
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    });
+  } finally {
+    await stack.close();
+  }
 });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, importJWK, SignJWT } from "jose";
 import { FUNCTIONS, readVerifyJwt } from "../local/functions.ts";
-import { userAccessToken } from "../local/keys.ts";
+import { signJwt, userAccessToken } from "../local/keys.ts";
+import { errorCode, footprint, post } from "./_fixtures.ts";
 import { startTestStack } from "./_stack.ts";
 
 const USER_FUNCTIONS = ["create-checkout-session", "create-pterodactyl-user"];
@@ -103,6 +104,86 @@ Deno.test("a bad token sent straight to a user function gets the function's own 
           + (select count(*) from public.external_accounts)::int as after`;
       assert.equal(after, before);
     });
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("a token of another issuer or audience, or without a subject, is 401", async (t) => {
+  const stack = await startTestStack();
+  try {
+    const user = await stack.user();
+    const now = Math.floor(Date.now() / 1000);
+    const claims: Record<string, unknown> = {
+      iss: `${stack.gateway.url}/auth/v1`,
+      aud: "authenticated",
+      sub: user.id,
+      email: user.email,
+      role: "authenticated",
+      iat: now,
+      exp: now + 3600,
+    };
+    /** A token signed with the project's own key over `claims` changed by `edit`. */
+    const signed = (edit: Record<string, unknown>, drop?: string) =>
+      signJwt(
+        stack.keys,
+        Object.fromEntries(
+          Object.entries({ ...claims, ...edit }).filter(([name]) =>
+            name !== drop
+          ),
+        ),
+      );
+    const tokens: Record<string, string> = {
+      "another project's issuer": await signed({
+        iss: "https://another-project.supabase.co/auth/v1",
+      }),
+      "the project's URL without /auth/v1 as issuer": await signed({
+        iss: stack.gateway.url,
+      }),
+      "no issuer": await signed({}, "iss"),
+      "another audience": await signed({ aud: "other-app" }),
+      "a list of audiences without authenticated": await signed({
+        aud: ["other-app"],
+      }),
+      "no audience": await signed({}, "aud"),
+      "no subject": await signed({}, "sub"),
+    };
+    const headers = (token: string) => ({
+      Authorization: `Bearer ${token}`,
+      apikey: stack.keys.publishableKey,
+    });
+    const before = await footprint(stack);
+    for (const name of [...USER_FUNCTIONS, "sync-server-status"]) {
+      for (const [label, token] of Object.entries(tokens)) {
+        await t.step(`${name}: ${label}`, async () => {
+          const res = await post(stack, name, "{}", headers(token));
+          assert.equal(res.status, 401, JSON.stringify(res.body));
+          assert.equal(errorCode(res.body), "unauthorized");
+        });
+      }
+    }
+    await t.step("nothing was written", async () => {
+      assert.deepEqual(await footprint(stack), before);
+    });
+    await t.step(
+      "the stack's own tokens, and a list of audiences holding authenticated, pass",
+      async () => {
+        for (
+          const token of [
+            user.token,
+            await signed({ aud: ["other-app", "authenticated"] }),
+          ]
+        ) {
+          const res = await post(
+            stack,
+            "sync-server-status",
+            "{}",
+            headers(token),
+          );
+          assert.equal(res.status, 200, JSON.stringify(res.body));
+        }
+      },
+    );
   } finally {
     await stack.close();
   }

@@ -20,11 +20,25 @@ export interface AuthUser {
 /** Verifies the bearer token of a request and answers its user. */
 export type UserVerifier = (req: Request) => Promise<AuthUser>;
 
-const UserClaims = z.object({
-  sub: z.uuid(),
-  role: z.literal("authenticated"),
-  email: z.string().optional(),
-});
+/**
+ * The claims of an access token Supabase Auth issued to a signed-in user of the project
+ * whose Auth issues as `issuer`: audience `authenticated` (a string or a list holding
+ * it), the project's own issuer and a subject.
+ */
+function userClaims(issuer: string) {
+  return z.object({
+    iss: z.literal(issuer),
+    aud: z.union([
+      z.literal("authenticated"),
+      z.array(z.string()).refine((aud) => aud.includes("authenticated"), {
+        message: "must include authenticated",
+      }),
+    ]),
+    sub: z.uuid(),
+    role: z.literal("authenticated"),
+    email: z.string().optional(),
+  });
+}
 
 /** The bearer token of a request, if any. */
 export function bearerToken(req: Request): string | null {
@@ -48,6 +62,7 @@ export function createUserVerifier(
       detectSessionInUrl: false,
     },
   });
+  const UserClaims = userClaims(`${supabaseUrl.replace(/\/+$/, "")}/auth/v1`);
   return async (req) => {
     const token = bearerToken(req);
     if (!token) {
@@ -103,7 +118,12 @@ export function serviceCredentials(env: SupabaseEnv): ServiceCredentials {
   };
 }
 
-/** Whether the request carries service credentials. */
+/**
+ * Whether the request carries service credentials. A secret key (`sb_secret_…`) sent
+ * from a browser (with an `Origin` header) is refused with 401
+ * `secret_key_from_browser`, as the hosted platform refuses it: a secret key in a page
+ * is a leaked key. The legacy service-role JWT is not covered by that rule.
+ */
 export function isServiceRequest(
   req: Request,
   credentials: ServiceCredentials,
@@ -112,14 +132,23 @@ export function isServiceRequest(
   const apikey = req.headers.get("apikey");
   const secrets = credentials.secretKeys ?? [];
   const role = credentials.serviceRoleKey;
-  return (token !== null && role !== undefined && sameSecret(token, role)) ||
+  const secretKey =
     (token !== null && secrets.some((key) => sameSecret(token, key))) ||
     (apikey !== null && secrets.some((key) => sameSecret(apikey, key)));
+  if (secretKey && req.headers.has("Origin")) {
+    throw new HttpError(
+      401,
+      "secret_key_from_browser",
+      "Secret API keys cannot be used from a browser (the request has an Origin header)",
+    );
+  }
+  return secretKey ||
+    (token !== null && role !== undefined && sameSecret(token, role));
 }
 
 /**
- * Requires service credentials: none at all is 401, anything else (a user's token,
- * the anon key) is 403.
+ * Requires service credentials: none at all is 401, a secret key from a browser 401
+ * `secret_key_from_browser`, anything else (a user's token, the anon key) is 403.
  */
 export function requireService(
   req: Request,

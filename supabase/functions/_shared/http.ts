@@ -110,20 +110,80 @@ export function withErrorHandling(
   };
 }
 
-/** Reads a JSON body and validates it; a 400 names every field that is wrong. */
+/**
+ * Default limit of a JSON body (16 KiB): every JSON request of the shop is a handful of
+ * short fields, well under 1 KiB.
+ */
+export const JSON_BODY_LIMIT = 16 * 1024;
+
+function payloadTooLarge(limit: number): HttpError {
+  return new HttpError(
+    413,
+    "payload_too_large",
+    `Request body must be at most ${limit} bytes`,
+    { details: { limit } },
+  );
+}
+
+/**
+ * Reads a request body as UTF-8 text (like `req.text()`), but never more than `limit`
+ * bytes: a declared Content-Length over it is refused before reading anything, and a
+ * body without one is read chunk by chunk and cancelled as soon as it passes the limit.
+ * Either way a 413 `payload_too_large`, and the rest is never read.
+ */
+export async function readBody(req: Request, limit: number): Promise<string> {
+  const declared = req.headers.get("Content-Length");
+  if (declared !== null && Number(declared) > limit) {
+    await req.body?.cancel().catch(() => {});
+    throw payloadTooLarge(limit);
+  }
+  if (!req.body) return "";
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      throw payloadTooLarge(limit);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  // Kept as Deno's req.text() has it (a leading BOM too): the webhook's signature is
+  // checked on this text.
+  return new TextDecoder("utf-8", { ignoreBOM: true }).decode(bytes);
+}
+
+/**
+ * Reads a JSON body of at most `options.limit` bytes (default
+ * {@linkcode JSON_BODY_LIMIT}) and validates it; a 400 names every field that is wrong.
+ * With `options.optional`, an empty body reads as `{}`.
+ */
 export async function readJson<T extends z.ZodType>(
   req: Request,
   schema: T,
+  options: { limit?: number; optional?: boolean } = {},
 ): Promise<z.infer<T>> {
-  let body: unknown;
-  try {
-    body = await req.json();
-  } catch {
-    throw new HttpError(
-      400,
-      "invalid_json",
-      "Request body must be a JSON object",
-    );
+  const text = await readBody(req, options.limit ?? JSON_BODY_LIMIT);
+  let body: unknown = {};
+  if (!options.optional || text.trim() !== "") {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new HttpError(
+        400,
+        "invalid_json",
+        "Request body must be a JSON object",
+      );
+    }
   }
   const parsed = schema.safeParse(body);
   if (!parsed.success) {

@@ -32,6 +32,10 @@ function redact(value: unknown, secrets: string[], depth = 0): unknown {
       value,
     );
   }
+  // A Date has no own fields: written as its ISO string, as JSON.stringify would.
+  if (value instanceof Date) {
+    return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  }
   if (value instanceof Error) {
     return {
       name: value.name,

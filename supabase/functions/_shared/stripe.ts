@@ -26,6 +26,25 @@ export function createStripe(secretKey: string, apiBase?: string): Stripe {
 /** Crypto for webhook signatures in Deno (constructEventAsync needs SubtleCrypto). */
 export const stripeCrypto = Stripe.createSubtleCryptoProvider();
 
+/**
+ * The largest webhook body the shop reads: 1 MiB. A Stripe event carries one API object
+ * whose embedded lists stop at their first page (10 items) and whose metadata is capped
+ * (50 keys of 500 characters), so real events weigh a few KB to a few tens of KB; 1 MiB
+ * keeps a wide margin above that while an unsigned 10 MB post is refused unread.
+ */
+export const WEBHOOK_BODY_LIMIT = 1024 * 1024;
+
+/**
+ * Whether a `Stripe-Signature` header has the shape Stripe sends,
+ * `t=<unix seconds>,v1=<hex>[,v1=<hex>…][,v0=<hex>]`: a timestamp and at least one v1
+ * signature. Only the shape: the signature itself is checked on the body.
+ */
+export function isStripeSignatureHeader(header: string): boolean {
+  const parts = header.split(",").map((part) => part.trim());
+  return parts.some((part) => /^t=\d+$/.test(part)) &&
+    parts.some((part) => /^v1=[0-9a-f]+$/i.test(part));
+}
+
 export { Stripe };
 
 /**

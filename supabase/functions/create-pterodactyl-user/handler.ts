@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { z } from "zod";
 import { createUserVerifier, type UserVerifier } from "../_shared/auth.ts";
 import {
   clientKey,
@@ -13,7 +14,12 @@ import {
 } from "../_shared/config.ts";
 import { type Sql } from "../_shared/db.ts";
 import { DomainError, HttpError } from "../_shared/errors.ts";
-import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
+import {
+  type Handler,
+  json,
+  readJson,
+  withErrorHandling,
+} from "../_shared/http.ts";
 import { type Logger } from "../_shared/log.ts";
 import {
   type PanelClient,
@@ -27,6 +33,9 @@ import {
   type WiringOptions,
 } from "../_shared/wiring.ts";
 
+/** The function takes no parameters: an empty body or `{}`. */
+const PanelUserRequest = z.strictObject({});
+
 /** What the handler needs. */
 export interface PanelUserDeps {
   sql: Sql;
@@ -39,6 +48,7 @@ export interface PanelUserDeps {
 export function createPanelUserHandler(deps: PanelUserDeps): Handler {
   return withErrorHandling(async (req) => {
     const user = await deps.verifyUser(req);
+    await readJson(req, PanelUserRequest, { optional: true });
     try {
       const account = await ensurePanelAccount(deps.sql, deps.panel, user.id);
       deps.log.info("Panel account ensured", {

@@ -26,12 +26,19 @@ import { HttpError } from "../_shared/errors.ts";
 import {
   type Handler,
   json,
+  readBody,
   runInBackground,
   withErrorHandling,
 } from "../_shared/http.ts";
 import { type Logger } from "../_shared/log.ts";
 import { changeOrder, recordOrderEvent } from "../_shared/orders.ts";
-import { createStripe, Stripe, stripeCrypto } from "../_shared/stripe.ts";
+import {
+  createStripe,
+  isStripeSignatureHeader,
+  Stripe,
+  stripeCrypto,
+  WEBHOOK_BODY_LIMIT,
+} from "../_shared/stripe.ts";
 import {
   type WiredFunction,
   wireFunction,
@@ -260,15 +267,19 @@ function unavailableOr(error: unknown, log: Logger): unknown {
 /** Builds the handler. */
 export function createWebhookHandler(deps: WebhookDeps): Handler {
   return withErrorHandling(async (req) => {
+    // The header is checked before the body is read: an unsigned post costs nothing.
     const signature = req.headers.get("Stripe-Signature");
-    const body = await req.text();
-    if (!signature) {
+    if (!signature || !isStripeSignatureHeader(signature)) {
+      await req.body?.cancel().catch(() => {});
       throw new HttpError(
         400,
         "invalid_signature",
-        "Missing Stripe-Signature header",
+        signature
+          ? "Malformed Stripe-Signature header"
+          : "Missing Stripe-Signature header",
       );
     }
+    const body = await readBody(req, WEBHOOK_BODY_LIMIT);
     try {
       // Verifies the signature, then parses; only the verification is used here.
       await deps.stripe.webhooks.constructEventAsync(

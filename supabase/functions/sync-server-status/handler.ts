@@ -31,8 +31,13 @@ import {
   viewOf,
 } from "../_shared/converge.ts";
 import type { Sql } from "../_shared/db.ts";
-import { DomainError, HttpError } from "../_shared/errors.ts";
-import { type Handler, json, withErrorHandling } from "../_shared/http.ts";
+import { DomainError } from "../_shared/errors.ts";
+import {
+  type Handler,
+  json,
+  readJson,
+  withErrorHandling,
+} from "../_shared/http.ts";
 import { customerMessage, resumedStatus } from "../_shared/lifecycle.ts";
 import {
   type LifecycleConfig,
@@ -86,7 +91,7 @@ export interface SyncDeps {
   cacheMs?: number;
 }
 
-const ServiceRequest = z.strictObject({
+const SyncRequest = z.strictObject({
   order_id: z.uuid().optional(),
   /** An admin lifts the order's suspension (a dispute settled, say). */
   lift_suspension: z.literal(true).optional(),
@@ -115,35 +120,6 @@ export interface OrderView {
   delete_at: string | null;
 }
 
-async function readBody(req: Request): Promise<z.infer<typeof ServiceRequest>> {
-  const text = req.method === "POST" ? await req.text() : "";
-  let body: unknown = {};
-  if (text.trim() !== "") {
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new HttpError(
-        400,
-        "invalid_json",
-        "Request body must be a JSON object",
-      );
-    }
-  }
-  const parsed = ServiceRequest.safeParse(body);
-  if (!parsed.success) {
-    throw new HttpError(
-      400,
-      "invalid_request",
-      `Invalid request: ${
-        parsed.error.issues.map((i) =>
-          `${i.path.join(".") || "(body)"} (${i.message})`
-        ).join(", ")
-      }`,
-    );
-  }
-  return parsed.data;
-}
-
 /** Builds the handler. */
 export function createSyncHandler(deps: SyncDeps): Handler {
   const cacheMs = deps.cacheMs ?? 10_000;
@@ -166,7 +142,7 @@ export function createSyncHandler(deps: SyncDeps): Handler {
   }
 
   async function runService(req: Request): Promise<Response> {
-    const body = await readBody(req);
+    const body = await readJson(req, SyncRequest, { optional: true });
     const { converge, calls } = connect();
     if (!body.order_id) {
       return json(
@@ -325,6 +301,9 @@ export function createSyncHandler(deps: SyncDeps): Handler {
 
   async function runUser(req: Request): Promise<Response> {
     const user = await deps.verifyUser(req);
+    // The function's one body shape: a customer's order_id or lift_suspension is
+    // ignored, but a malformed body is refused as it is from the service.
+    await readJson(req, SyncRequest, { optional: true });
     const log = deps.log.child({ user_id: user.id });
     const { converge } = connect();
     let orders = await ordersOfUser(deps.sql, user.id);

@@ -1,0 +1,42 @@
+import assert from "node:assert/strict";
+import { createLogger } from "./log.ts";
+
+/** The lines a logger writes, parsed. */
+function capture(): {
+  lines: Record<string, unknown>[];
+  write(line: string): void;
+} {
+  const lines: Record<string, unknown>[] = [];
+  return { lines, write: (line) => lines.push(JSON.parse(line)) };
+}
+
+Deno.test("log lines write Date values as ISO strings, nested ones too", () => {
+  const out = capture();
+  const at = new Date("2026-11-30T12:34:56.789Z");
+  createLogger({ fn: "test", started: at }, { write: out.write }).info(
+    "dated",
+    {
+      at,
+      order: { next_attempt_at: at, history: [at, { seen: at }] },
+      invalid: new Date(Number.NaN),
+    },
+  );
+  const [line] = out.lines;
+  const iso = "2026-11-30T12:34:56.789Z";
+  assert.equal(line.started, iso);
+  assert.equal(line.at, iso);
+  assert.deepEqual(line.order, {
+    next_attempt_at: iso,
+    history: [iso, { seen: iso }],
+  });
+  // As JSON.stringify writes an invalid date.
+  assert.equal(line.invalid, null);
+});
+
+Deno.test("a Date under a secret-looking key is still redacted", () => {
+  const out = capture();
+  createLogger({}, { write: out.write }).info("x", {
+    token_expires: new Date(0),
+  });
+  assert.equal(out.lines[0].token_expires, "[redacted]");
+});

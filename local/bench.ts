@@ -8,7 +8,7 @@
  */
 import { createClient } from "@supabase/supabase-js";
 import postgres from "postgres";
-import { createLogger } from "../supabase/functions/_shared/log.ts";
+import { createLogger } from "../supabase/functions/_shared/platform/log.ts";
 import { createDatabase, dropDatabase } from "./database.ts";
 import { userAccessToken } from "./keys.ts";
 import { startPostgres } from "./postgres.ts";

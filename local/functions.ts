@@ -4,11 +4,11 @@
  *
  * @module
  */
-import type { Env } from "../supabase/functions/_shared/config.ts";
+import type { Env } from "../supabase/functions/_shared/platform/config.ts";
 import type {
   WiredFunction,
   WiringOptions,
-} from "../supabase/functions/_shared/wiring.ts";
+} from "../supabase/functions/_shared/platform/wiring.ts";
 import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/handler.ts";
 import { panelUserFromEnv } from "../supabase/functions/create-pterodactyl-user/handler.ts";
 import { provisionFromEnv } from "../supabase/functions/servers-provision/handler.ts";

@@ -7,12 +7,12 @@
  * @module
  */
 import { importJWK, type JWK, jwtVerify } from "jose";
-import type { Env } from "../supabase/functions/_shared/config.ts";
+import type { Env } from "../supabase/functions/_shared/platform/config.ts";
 import {
   corsHeaders,
   type Handler,
-} from "../supabase/functions/_shared/http.ts";
-import type { Logger } from "../supabase/functions/_shared/log.ts";
+} from "../supabase/functions/_shared/platform/http.ts";
+import type { Logger } from "../supabase/functions/_shared/platform/log.ts";
 import { FUNCTIONS, readVerifyJwt } from "./functions.ts";
 import { serveLoopback } from "./sandbox-kit/mod.ts";
 

@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { type Env, parseEnv } from "../supabase/functions/_shared/config.ts";
-import { lifecycleEnv } from "../supabase/functions/_shared/lifecycle_config.ts";
+import { type Env, parseEnv } from "../supabase/functions/_shared/platform/config.ts";
+import { lifecycleEnv } from "../supabase/functions/_shared/orders/lifecycle_config.ts";
 import {
   createLogger,
   type Logger,
-} from "../supabase/functions/_shared/log.ts";
+} from "../supabase/functions/_shared/platform/log.ts";
 import { loadCatalogue } from "./catalogue.ts";
 import { prepareDatabase } from "./database.ts";
 import { type Gateway, startGateway } from "./gateway.ts";

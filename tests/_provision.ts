@@ -5,19 +5,19 @@
  *
  * @module
  */
-import { createAlerter } from "../supabase/functions/_shared/alerts.ts";
-import { connect } from "../supabase/functions/_shared/db.ts";
-import { createLogger } from "../supabase/functions/_shared/log.ts";
+import { createAlerter } from "../supabase/functions/_shared/platform/alerts.ts";
+import { connect } from "../supabase/functions/_shared/platform/db.ts";
+import { createLogger } from "../supabase/functions/_shared/platform/log.ts";
 import {
   createPanelClient,
   type PanelClient,
   type PanelClientOptions,
-} from "../supabase/functions/_shared/panel.ts";
+} from "../supabase/functions/_shared/panel/client.ts";
 import {
   type ProvisionDeps,
   provisionOrder,
   type ProvisionSummary,
-} from "../supabase/functions/_shared/provision.ts";
+} from "../supabase/functions/_shared/panel/provision.ts";
 import type { TestStack } from "./_stack.ts";
 
 /** A provisioning worker for tests. */

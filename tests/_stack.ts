@@ -10,7 +10,7 @@ import { createDatabase, dropDatabase } from "../local/database.ts";
 import { userAccessToken } from "../local/keys.ts";
 import { type Stack, type StackOptions, startStack } from "../local/stack.ts";
 import { ensureUser } from "../local/token.ts";
-import { createLogger } from "../supabase/functions/_shared/log.ts";
+import { createLogger } from "../supabase/functions/_shared/platform/log.ts";
 
 /** Where the test runner's Postgres is. */
 export function testServer(): { url: string; template: string } {

@@ -6,24 +6,24 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { createAlerter } from "../supabase/functions/_shared/alerts.ts";
+import { createAlerter } from "../supabase/functions/_shared/platform/alerts.ts";
 import {
   type ConvergeDeps,
   convergeDue,
   type ConvergeOutcome,
-} from "../supabase/functions/_shared/converge.ts";
-import { connect } from "../supabase/functions/_shared/db.ts";
-import { createLogger } from "../supabase/functions/_shared/log.ts";
+} from "../supabase/functions/_shared/panel/converge.ts";
+import { connect } from "../supabase/functions/_shared/platform/db.ts";
+import { createLogger } from "../supabase/functions/_shared/platform/log.ts";
 import {
   createPanelClient,
   createPanelClientApi,
-} from "../supabase/functions/_shared/panel.ts";
-import { DEFAULT_RETRY_POLICY } from "../supabase/functions/_shared/retry.ts";
-import { createStripe } from "../supabase/functions/_shared/stripe.ts";
+} from "../supabase/functions/_shared/panel/client.ts";
+import { DEFAULT_RETRY_POLICY } from "../supabase/functions/_shared/orders/retry.ts";
+import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 import {
   sweep,
   type SweepSummary,
-} from "../supabase/functions/_shared/sweep.ts";
+} from "../supabase/functions/_shared/sweep/mod.ts";
 import type { TestStack } from "./_stack.ts";
 
 /** A clock the test moves forward. */

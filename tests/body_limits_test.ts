@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { FUNCTIONS } from "../local/functions.ts";
-import { HttpError } from "../supabase/functions/_shared/errors.ts";
+import { HttpError } from "../supabase/functions/_shared/platform/errors.ts";
 import {
   JSON_BODY_LIMIT,
   readBody,
   readJson,
-} from "../supabase/functions/_shared/http.ts";
-import { WEBHOOK_BODY_LIMIT } from "../supabase/functions/_shared/stripe.ts";
+} from "../supabase/functions/_shared/platform/http.ts";
+import { WEBHOOK_BODY_LIMIT } from "../supabase/functions/_shared/stripe/client.ts";
 import {
   type CountedBody,
   countedBody,

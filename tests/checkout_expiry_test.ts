@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { CHECKOUT_SETTLE_MS } from "../supabase/functions/_shared/sweep.ts";
+import { CHECKOUT_SETTLE_MS } from "../supabase/functions/_shared/sweep/mod.ts";
 import { errorCode, insertOrder, invoke } from "./_fixtures.ts";
 import {
   alertsOn,

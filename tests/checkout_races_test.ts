@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import Stripe from "stripe";
-import { createUserVerifier } from "../supabase/functions/_shared/auth.ts";
-import { connect, type Sql } from "../supabase/functions/_shared/db.ts";
-import { createLogger } from "../supabase/functions/_shared/log.ts";
-import { createPanelClient } from "../supabase/functions/_shared/panel.ts";
+import { createUserVerifier } from "../supabase/functions/_shared/platform/auth.ts";
+import { connect, type Sql } from "../supabase/functions/_shared/platform/db.ts";
+import { createLogger } from "../supabase/functions/_shared/platform/log.ts";
+import { createPanelClient } from "../supabase/functions/_shared/panel/client.ts";
 import { createPanelUserHandler } from "../supabase/functions/create-pterodactyl-user/handler.ts";
 import {
   checkoutEnv,

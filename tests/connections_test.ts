@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FUNCTIONS } from "../local/functions.ts";
-import { POOL_MAX } from "../supabase/functions/_shared/db.ts";
+import { POOL_MAX } from "../supabase/functions/_shared/platform/db.ts";
 import { completeCheckout, openCheckout, order } from "./_purchase.ts";
 import { freshDatabase, startTestStack } from "./_stack.ts";
 

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { serverPayload } from "../local/panel-sandbox/testing.ts";
-import { createStripe } from "../supabase/functions/_shared/stripe.ts";
+import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 import {
   completeCheckout,
   openCheckout,

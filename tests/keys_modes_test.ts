@@ -5,7 +5,7 @@ import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/h
 import { panelUserFromEnv } from "../supabase/functions/create-pterodactyl-user/handler.ts";
 import { provisionFromEnv } from "../supabase/functions/servers-provision/handler.ts";
 import { webhookFromEnv } from "../supabase/functions/stripe-webhook/handler.ts";
-import { ConfigError } from "../supabase/functions/_shared/errors.ts";
+import { ConfigError } from "../supabase/functions/_shared/platform/errors.ts";
 import { errorCode, invoke, post } from "./_fixtures.ts";
 import { completeCheckout, openCheckout, order } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";

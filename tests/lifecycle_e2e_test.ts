@@ -4,7 +4,7 @@ import { order, purchase, subscriptionControl } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 import { invoke } from "./_fixtures.ts";
 import { finishInstalls, serviceCall, sweeper } from "./_sweep.ts";
-import { PANEL_ACTION_RETRY } from "../supabase/functions/_shared/converge.ts";
+import { PANEL_ACTION_RETRY } from "../supabase/functions/_shared/panel/converge.ts";
 
 async function freeMemory(stack: TestStack, nodeId: number): Promise<number> {
   const [row] = await stack.sql`select free_memory_mb from public.node_capacity

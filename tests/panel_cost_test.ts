@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
-import { createPanelClient } from "../supabase/functions/_shared/panel.ts";
+import { createPanelClient } from "../supabase/functions/_shared/panel/client.ts";
 import {
   refreshAllocations,
   refreshEggs,
-} from "../supabase/functions/_shared/panel_cache.ts";
+} from "../supabase/functions/_shared/panel/cache.ts";
 import {
   completeCheckout,
   openCheckout,

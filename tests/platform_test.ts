@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { FUNCTIONS } from "../local/functions.ts";
-import { createLogger } from "../supabase/functions/_shared/log.ts";
+import { createLogger } from "../supabase/functions/_shared/platform/log.ts";
 import { startTestStack } from "./_stack.ts";
 
 // What supabase-js (functions.invoke, postgrest retries, trace propagation) sends,

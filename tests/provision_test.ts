@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { serverPayload } from "../local/panel-sandbox/testing.ts";
-import type { PanelClient } from "../supabase/functions/_shared/panel.ts";
-import { STALE_CLAIM_MS } from "../supabase/functions/_shared/provision.ts";
+import type { PanelClient } from "../supabase/functions/_shared/panel/client.ts";
+import { STALE_CLAIM_MS } from "../supabase/functions/_shared/panel/provision.ts";
 import { insertOrder } from "./_fixtures.ts";
 import { provisioner } from "./_provision.ts";
 import { order, serversFor } from "./_purchase.ts";

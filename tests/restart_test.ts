@@ -3,7 +3,7 @@ import { createClient } from "@supabase/supabase-js";
 import { userAccessToken } from "../local/keys.ts";
 import { type Stack, startStack } from "../local/stack.ts";
 import { ensureUser } from "../local/token.ts";
-import { createLogger } from "../supabase/functions/_shared/log.ts";
+import { createLogger } from "../supabase/functions/_shared/platform/log.ts";
 import { invoke } from "./_fixtures.ts";
 import { freshDatabase } from "./_stack.ts";
 

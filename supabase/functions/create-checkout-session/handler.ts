@@ -10,25 +10,25 @@ import {
   type AuthUser,
   createUserVerifier,
   type UserVerifier,
-} from "../_shared/auth.ts";
+} from "../_shared/platform/auth.ts";
 import {
   lockRegionRooms,
   type Offer,
   resolveOffer,
   TERMS,
-} from "../_shared/catalog.ts";
+} from "../_shared/orders/catalog.ts";
 import {
   clientKey,
   type Env,
   siteEnv,
   stripeEnv,
   supabaseUserEnv,
-} from "../_shared/config.ts";
+} from "../_shared/platform/config.ts";
 import {
   closeCheckoutSession,
   type ClosedSession,
-} from "../_shared/checkout_session.ts";
-import type { Sql } from "../_shared/db.ts";
+} from "../_shared/stripe/checkout_session.ts";
+import type { Sql } from "../_shared/platform/db.ts";
 import {
   changeOrder,
   createOrder,
@@ -36,22 +36,22 @@ import {
   readOpenOrder,
   readOrder,
   recordOrderEvent,
-} from "../_shared/orders.ts";
-import { DomainError, HttpError } from "../_shared/errors.ts";
-import { chooseNode } from "../_shared/placement.ts";
+} from "../_shared/orders/orders.ts";
+import { DomainError, HttpError } from "../_shared/platform/errors.ts";
+import { chooseNode } from "../_shared/orders/placement.ts";
 import {
   type Handler,
   json,
   readJson,
   withErrorHandling,
-} from "../_shared/http.ts";
-import { type Logger } from "../_shared/log.ts";
-import { createStripe, Stripe } from "../_shared/stripe.ts";
+} from "../_shared/platform/http.ts";
+import { type Logger } from "../_shared/platform/log.ts";
+import { createStripe, Stripe } from "../_shared/stripe/client.ts";
 import {
   type WiredFunction,
   wireFunction,
   type WiringOptions,
-} from "../_shared/wiring.ts";
+} from "../_shared/platform/wiring.ts";
 
 /** What the handler needs. */
 export interface CheckoutDeps {

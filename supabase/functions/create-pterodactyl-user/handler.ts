@@ -5,33 +5,33 @@
  * @module
  */
 import { z } from "zod";
-import { createUserVerifier, type UserVerifier } from "../_shared/auth.ts";
+import { createUserVerifier, type UserVerifier } from "../_shared/platform/auth.ts";
 import {
   clientKey,
   type Env,
   panelEnv,
   supabaseUserEnv,
-} from "../_shared/config.ts";
-import { type Sql } from "../_shared/db.ts";
-import { DomainError, HttpError } from "../_shared/errors.ts";
+} from "../_shared/platform/config.ts";
+import { type Sql } from "../_shared/platform/db.ts";
+import { DomainError, HttpError } from "../_shared/platform/errors.ts";
 import {
   type Handler,
   json,
   readJson,
   withErrorHandling,
-} from "../_shared/http.ts";
-import { type Logger } from "../_shared/log.ts";
+} from "../_shared/platform/http.ts";
+import { type Logger } from "../_shared/platform/log.ts";
 import {
   type PanelClient,
   PanelError,
   panelFromConfig,
-} from "../_shared/panel.ts";
-import { ensurePanelAccount } from "../_shared/panel_accounts.ts";
+} from "../_shared/panel/client.ts";
+import { ensurePanelAccount } from "../_shared/panel/accounts.ts";
 import {
   type WiredFunction,
   wireFunction,
   type WiringOptions,
-} from "../_shared/wiring.ts";
+} from "../_shared/platform/wiring.ts";
 
 /** The function takes no parameters: an empty body or `{}`. */
 const PanelUserRequest = z.strictObject({});

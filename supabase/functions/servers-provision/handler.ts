@@ -9,29 +9,29 @@ import {
   requireService,
   type ServiceCredentials,
   serviceCredentials,
-} from "../_shared/auth.ts";
-import { createAlerter } from "../_shared/alerts.ts";
+} from "../_shared/platform/auth.ts";
+import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
   alertEnv,
   type Env,
   panelEnv,
   supabaseServiceEnv,
-} from "../_shared/config.ts";
+} from "../_shared/platform/config.ts";
 import {
   type Handler,
   json,
   readJson,
   withErrorHandling,
-} from "../_shared/http.ts";
-import { lifecycleEnv } from "../_shared/lifecycle_config.ts";
-import { panelFromConfig } from "../_shared/panel.ts";
-import { DEFAULT_RETRY_POLICY } from "../_shared/retry.ts";
-import { type ProvisionDeps, provisionOrder } from "../_shared/provision.ts";
+} from "../_shared/platform/http.ts";
+import { lifecycleEnv } from "../_shared/orders/lifecycle_config.ts";
+import { panelFromConfig } from "../_shared/panel/client.ts";
+import { DEFAULT_RETRY_POLICY } from "../_shared/orders/retry.ts";
+import { type ProvisionDeps, provisionOrder } from "../_shared/panel/provision.ts";
 import {
   type WiredFunction,
   wireFunction,
   type WiringOptions,
-} from "../_shared/wiring.ts";
+} from "../_shared/platform/wiring.ts";
 
 const ProvisionRequest = z.strictObject({ order_id: z.uuid() });
 

@@ -8,8 +8,8 @@
  *
  * @module
  */
-import type { Alert } from "../_shared/alerts.ts";
-import type { Tx } from "../_shared/db.ts";
+import type { Alert } from "../_shared/platform/alerts.ts";
+import type { Tx } from "../_shared/platform/db.ts";
 import {
   changeOrder,
   countOtherPayments,
@@ -19,7 +19,7 @@ import {
   recordOrderEvent,
   recordOrderInvoice,
   statusBeforeSuspension,
-} from "../_shared/orders.ts";
+} from "../_shared/orders/orders.ts";
 import {
   decideLifecycle,
   isLiveOrder,
@@ -30,7 +30,7 @@ import {
   reconcileFirstInvoice,
   reconcileSession,
   type Reconciliation,
-} from "../_shared/reconcile.ts";
+} from "../_shared/orders/reconcile.ts";
 import type { StripeFacts } from "./read.ts";
 import type { InvoiceObject, SessionObject, ShopEvent } from "./schemas.ts";
 

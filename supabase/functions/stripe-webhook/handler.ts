@@ -11,7 +11,7 @@
  * @module
  */
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
-import { type Alerter, createAlerter } from "../_shared/alerts.ts";
+import { type Alerter, createAlerter } from "../_shared/platform/alerts.ts";
 import {
   alertEnv,
   type Env,
@@ -19,33 +19,33 @@ import {
   stripeEnv,
   supabaseServiceEnv,
   webhookEnv,
-} from "../_shared/config.ts";
-import { lifecycleEnv } from "../_shared/lifecycle_config.ts";
-import { isTransientDbError, type Sql, type Tx } from "../_shared/db.ts";
-import { HttpError } from "../_shared/errors.ts";
+} from "../_shared/platform/config.ts";
+import { lifecycleEnv } from "../_shared/orders/lifecycle_config.ts";
+import { isTransientDbError, type Sql, type Tx } from "../_shared/platform/db.ts";
+import { HttpError } from "../_shared/platform/errors.ts";
 import {
   type Handler,
   json,
   readBody,
   runInBackground,
   withErrorHandling,
-} from "../_shared/http.ts";
-import { type Logger } from "../_shared/log.ts";
-import { changeOrder, recordOrderEvent } from "../_shared/orders.ts";
+} from "../_shared/platform/http.ts";
+import { type Logger } from "../_shared/platform/log.ts";
+import { changeOrder, recordOrderEvent } from "../_shared/orders/orders.ts";
 import {
   createStripe,
   isStripeSignatureHeader,
   Stripe,
   stripeCrypto,
   WEBHOOK_BODY_LIMIT,
-} from "../_shared/stripe.ts";
+} from "../_shared/stripe/client.ts";
 import {
   type WiredFunction,
   wireFunction,
   type WiringOptions,
-} from "../_shared/wiring.ts";
-import { cutText, wellFormedJson } from "../_shared/text.ts";
-import { carryOutSubscriptionCancel } from "../_shared/subscription_cancel.ts";
+} from "../_shared/platform/wiring.ts";
+import { cutText, wellFormedJson } from "../_shared/platform/text.ts";
+import { carryOutSubscriptionCancel } from "../_shared/stripe/subscription_cancel.ts";
 import { ACTOR, type Applied, type ApplyDeps, applyEvent } from "./apply.ts";
 import { readStripeFacts, type StripeFacts, StripeRefusal } from "./read.ts";
 import { parseShopEvent, type ShopEvent } from "./schemas.ts";

@@ -7,14 +7,14 @@
  *
  * @module
  */
-import { resumedStatus } from "../_shared/lifecycle.ts";
+import { resumedStatus } from "../_shared/orders/lifecycle.ts";
 import type {
   Order,
   OrderFields,
   OrderStatus,
   PanelTarget,
   SuspendReason,
-} from "../_shared/orders.ts";
+} from "../_shared/orders/orders.ts";
 
 /** Deadlines after a failed payment and after a cancellation. */
 export interface LifecycleConfig {

@@ -8,8 +8,8 @@
  * @module
  */
 import { z } from "zod";
-import { DomainError } from "../_shared/errors.ts";
-import { isTemporaryStripeError, Stripe } from "../_shared/stripe.ts";
+import { DomainError } from "../_shared/platform/errors.ts";
+import { isTemporaryStripeError, Stripe } from "../_shared/stripe/client.ts";
 import type { SubscriptionFacts } from "./lifecycle.ts";
 import type { ShopEvent } from "./schemas.ts";
 

@@ -7,7 +7,7 @@
  * @module
  */
 import { z } from "zod";
-import type { SessionEventType } from "../_shared/reconcile.ts";
+import type { SessionEventType } from "../_shared/orders/reconcile.ts";
 
 /** A Unix time Postgres and `Date` both hold (year 1970 to 9999). */
 const unixTime = z.number().int().min(0).max(253_402_300_799);

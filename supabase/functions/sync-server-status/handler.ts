@@ -8,14 +8,14 @@
  * @module
  */
 import { z } from "zod";
-import { createAlerter } from "../_shared/alerts.ts";
+import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
   createUserVerifier,
   isServiceRequest,
   type ServiceCredentials,
   serviceCredentials,
   type UserVerifier,
-} from "../_shared/auth.ts";
+} from "../_shared/platform/auth.ts";
 import {
   alertEnv,
   clientKey,
@@ -23,27 +23,27 @@ import {
   panelEnv,
   stripeEnv,
   supabaseServiceEnv,
-} from "../_shared/config.ts";
+} from "../_shared/platform/config.ts";
 import {
   applyObservation,
   type ConvergeDeps,
   convergeDue,
   viewOf,
-} from "../_shared/converge.ts";
-import type { Sql } from "../_shared/db.ts";
-import { DomainError } from "../_shared/errors.ts";
+} from "../_shared/panel/converge.ts";
+import type { Sql } from "../_shared/platform/db.ts";
+import { DomainError } from "../_shared/platform/errors.ts";
 import {
   type Handler,
   json,
   readJson,
   withErrorHandling,
-} from "../_shared/http.ts";
-import { customerMessage, resumedStatus } from "../_shared/lifecycle.ts";
+} from "../_shared/platform/http.ts";
+import { customerMessage, resumedStatus } from "../_shared/orders/lifecycle.ts";
 import {
   type LifecycleConfig,
   lifecycleEnv,
-} from "../_shared/lifecycle_config.ts";
-import type { Logger } from "../_shared/log.ts";
+} from "../_shared/orders/lifecycle_config.ts";
+import type { Logger } from "../_shared/platform/log.ts";
 import {
   changeOrder,
   type Order,
@@ -51,22 +51,22 @@ import {
   readOrder,
   recordOrderEvent,
   statusBeforeSuspension,
-} from "../_shared/orders.ts";
+} from "../_shared/orders/orders.ts";
 import {
   type PanelClient,
   type PanelClientApi,
   panelClientApiFromConfig,
   PanelError,
   panelFromConfig,
-} from "../_shared/panel.ts";
-import { DEFAULT_RETRY_POLICY } from "../_shared/retry.ts";
-import { createStripe, type Stripe } from "../_shared/stripe.ts";
-import { sweep } from "../_shared/sweep.ts";
+} from "../_shared/panel/client.ts";
+import { DEFAULT_RETRY_POLICY } from "../_shared/orders/retry.ts";
+import { createStripe, type Stripe } from "../_shared/stripe/client.ts";
+import { sweep } from "../_shared/sweep/mod.ts";
 import {
   type WiredFunction,
   wireFunction,
   type WiringOptions,
-} from "../_shared/wiring.ts";
+} from "../_shared/platform/wiring.ts";
 
 /** The panel clients of one request, counting every request they make. */
 export type PanelConnector = (

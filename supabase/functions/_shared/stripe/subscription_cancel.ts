@@ -7,15 +7,15 @@
  *
  * @module
  */
-import type { Alerter } from "./alerts.ts";
-import type { Sql } from "./db.ts";
-import type { Logger } from "./log.ts";
+import type { Alerter } from "../platform/alerts.ts";
+import type { Sql } from "../platform/db.ts";
+import type { Logger } from "../platform/log.ts";
 import {
   leaseDueSubscriptionCancels,
   postponeSubscriptionCancel,
   settleSubscriptionCancel,
-} from "./orders.ts";
-import { isTemporaryStripeError, Stripe } from "./stripe.ts";
+} from "../orders/orders.ts";
+import { isTemporaryStripeError, Stripe } from "./client.ts";
 
 /** What carrying out a cancellation needs. */
 export interface CancelDeps {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { DomainError } from "./errors.ts";
-import type { PanelEgg } from "./panel.ts";
+import { DomainError } from "../platform/errors.ts";
+import type { PanelEgg } from "./client.ts";
 import { eggEnvironment, type PlanBuild, serverSpec } from "./server_spec.ts";
 
 const EGG: PanelEgg = {

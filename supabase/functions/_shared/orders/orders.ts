@@ -7,8 +7,8 @@
  *
  * @module
  */
-import type { Sql, Tx } from "./db.ts";
-import { scrubSecrets, scrubValue } from "./scrub.ts";
+import type { Sql, Tx } from "../platform/db.ts";
+import { scrubSecrets, scrubValue } from "../platform/scrub.ts";
 
 /** Every status an order can be in. */
 export const ORDER_STATUSES = [

@@ -7,8 +7,8 @@
  * @module
  */
 import { z } from "zod";
-import type { Sql, Tx } from "./db.ts";
-import type { PanelAllocation, PanelClient, PanelEgg } from "./panel.ts";
+import type { Sql, Tx } from "../platform/db.ts";
+import type { PanelAllocation, PanelClient, PanelEgg } from "./client.ts";
 
 const EggVariables = z.array(z.object({
   env_variable: z.string(),

@@ -8,9 +8,9 @@
  *
  * @module
  */
-import type { Alerter } from "./alerts.ts";
-import type { Sql } from "./db.ts";
-import { DomainError } from "./errors.ts";
+import type { Alerter } from "../platform/alerts.ts";
+import type { Sql } from "../platform/db.ts";
+import { DomainError } from "../platform/errors.ts";
 import {
   observe,
   type PanelAction,
@@ -18,8 +18,8 @@ import {
   type ServerView,
   statusForServer,
   statusWhenSuspended,
-} from "./lifecycle.ts";
-import type { Logger } from "./log.ts";
+} from "../orders/lifecycle.ts";
+import type { Logger } from "../platform/log.ts";
 import {
   changeOrder,
   leaseDuePanelActions,
@@ -28,14 +28,14 @@ import {
   type OrderStatus,
   readOrder,
   recordOrderEvent,
-} from "./orders.ts";
+} from "../orders/orders.ts";
 import {
   type PanelClient,
   type PanelClientApi,
   PanelError,
   type PanelServer,
-} from "./panel.ts";
-import { nextAttempt, type RetryPolicy } from "./retry.ts";
+} from "./client.ts";
+import { nextAttempt, type RetryPolicy } from "../orders/retry.ts";
 
 /** What converging needs. */
 export interface ConvergeDeps {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ORDER_STATUSES } from "./orders.ts";
+import { ORDER_STATUSES } from "../orders/orders.ts";
 import { claimDecision, STALE_CLAIM_MS } from "./provision.ts";
 
 const now = new Date("2026-11-30T12:00:00Z");

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseEnv } from "./config.ts";
+import { parseEnv } from "../platform/config.ts";
 import {
   customerMessage,
   observe,

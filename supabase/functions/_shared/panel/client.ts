@@ -9,7 +9,7 @@
  * @module
  */
 import { z } from "zod";
-import { DomainError } from "./errors.ts";
+import { DomainError } from "../platform/errors.ts";
 
 /** A failed panel call. */
 export class PanelError extends Error {

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Sql, Tx } from "./db.ts";
-import { DomainError } from "./errors.ts";
+import type { Sql, Tx } from "../platform/db.ts";
+import { DomainError } from "../platform/errors.ts";
 import type { NodeRoom } from "./placement.ts";
 
 /** Billing terms. */

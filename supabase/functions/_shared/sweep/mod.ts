@@ -15,10 +15,10 @@ import {
   type ConvergeDeps,
   convergeDue,
   viewOf,
-} from "./converge.ts";
-import type { Alert } from "./alerts.ts";
-import type { Tx } from "./db.ts";
-import { DomainError } from "./errors.ts";
+} from "../panel/converge.ts";
+import type { Alert } from "../platform/alerts.ts";
+import type { Tx } from "../platform/db.ts";
+import { DomainError } from "../platform/errors.ts";
 import {
   changeOrder,
   lockOrdersPastDeadline,
@@ -30,19 +30,19 @@ import {
   recordOrderEvent,
   staleCheckouts,
   type StaleCheckoutWindow,
-} from "./orders.ts";
-import { PanelError, type PanelServer } from "./panel.ts";
-import { observe, statusForServer } from "./lifecycle.ts";
-import { refreshAllocations, refreshEggs } from "./panel_cache.ts";
-import { provisionOrder, STALE_CLAIM_MS } from "./provision.ts";
-import type { RetryPolicy } from "./retry.ts";
-import { Stripe } from "./stripe.ts";
-import { reconcileSession } from "./reconcile.ts";
+} from "../orders/orders.ts";
+import { PanelError, type PanelServer } from "../panel/client.ts";
+import { observe, statusForServer } from "../orders/lifecycle.ts";
+import { refreshAllocations, refreshEggs } from "../panel/cache.ts";
+import { provisionOrder, STALE_CLAIM_MS } from "../panel/provision.ts";
+import type { RetryPolicy } from "../orders/retry.ts";
+import { Stripe } from "../stripe/client.ts";
+import { reconcileSession } from "../orders/reconcile.ts";
 import {
   closeCheckoutSession,
   type ClosedSession,
-} from "./checkout_session.ts";
-import { cancelDueSubscriptions } from "./subscription_cancel.ts";
+} from "../stripe/checkout_session.ts";
+import { cancelDueSubscriptions } from "../stripe/subscription_cancel.ts";
 
 /** What a sweep needs. */
 export interface SweepDeps extends ConvergeDeps {

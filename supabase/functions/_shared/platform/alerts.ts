@@ -7,7 +7,7 @@
  */
 import type { Sql } from "./db.ts";
 import type { Logger } from "./log.ts";
-import { recordOrderEvent } from "./orders.ts";
+import { recordOrderEvent } from "../orders/orders.ts";
 import { scrubSecrets } from "./scrub.ts";
 
 /** What went wrong, for a person. */

@@ -9,39 +9,39 @@
  *
  * @module
  */
-import type { Alerter } from "./alerts.ts";
+import type { Alerter } from "../platform/alerts.ts";
 import { convergeDue } from "./converge.ts";
-import type { Sql } from "./db.ts";
-import { DomainError } from "./errors.ts";
-import type { Logger } from "./log.ts";
+import type { Sql } from "../platform/db.ts";
+import { DomainError } from "../platform/errors.ts";
+import type { Logger } from "../platform/log.ts";
 import {
   changeOrder,
   type Order,
   type OrderStatus,
   readOrder,
   recordOrderEvent,
-} from "./orders.ts";
+} from "../orders/orders.ts";
 import {
   type PanelClient,
   type PanelClientApi,
   PanelError,
   type PanelServer,
-} from "./panel.ts";
-import { ensurePanelAccount } from "./panel_accounts.ts";
-import { lockRegionRooms } from "./catalog.ts";
+} from "./client.ts";
+import { ensurePanelAccount } from "./accounts.ts";
+import { lockRegionRooms } from "../orders/catalog.ts";
 import {
   eggFor,
   markAllocationUsed,
   refreshAllocations,
   releaseAllocation,
   takeAllocation,
-} from "./panel_cache.ts";
-import { chooseNode, type NodeRoom } from "./placement.ts";
+} from "./cache.ts";
+import { chooseNode, type NodeRoom } from "../orders/placement.ts";
 import {
   DEFAULT_RETRY_POLICY,
   nextAttempt,
   type RetryPolicy,
-} from "./retry.ts";
+} from "../orders/retry.ts";
 import { type PlanBuild, serverSpec } from "./server_spec.ts";
 
 /** What provisioning needs. */

@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { DomainError } from "./errors.ts";
-import type { Order } from "./orders.ts";
-import type { NewServer, PanelEgg } from "./panel.ts";
+import { DomainError } from "../platform/errors.ts";
+import type { Order } from "../orders/orders.ts";
+import type { NewServer, PanelEgg } from "./client.ts";
 
 /** The panel side of a plan (`public.plans`). */
 export interface PlanBuild {

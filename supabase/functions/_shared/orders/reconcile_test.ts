@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { OrderStatus } from "../_shared/orders.ts";
+import type { OrderStatus } from "./orders.ts";
 import {
   disagreements,
   type InvoiceFacts,

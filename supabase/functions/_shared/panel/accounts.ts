@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { Sql } from "./db.ts";
-import { DomainError } from "./errors.ts";
-import { type PanelClient, PanelError, type PanelUser } from "./panel.ts";
+import type { Sql } from "../platform/db.ts";
+import { DomainError } from "../platform/errors.ts";
+import { type PanelClient, PanelError, type PanelUser } from "./client.ts";
 
 /** The account linked in external_accounts. */
 export interface PanelAccount {

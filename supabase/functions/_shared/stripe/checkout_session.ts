@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { Stripe } from "./stripe.ts";
+import { Stripe } from "./client.ts";
 
 /** How a session ended, as Stripe says after the close. */
 export type ClosedSession =

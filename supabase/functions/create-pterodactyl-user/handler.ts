@@ -5,7 +5,10 @@
  * @module
  */
 import { z } from "zod";
-import { createUserVerifier, type UserVerifier } from "../_shared/platform/auth.ts";
+import {
+  createUserVerifier,
+  type UserVerifier,
+} from "../_shared/platform/auth.ts";
 import {
   clientKey,
   type Env,

@@ -26,7 +26,10 @@ import {
 import { lifecycleEnv } from "../_shared/orders/lifecycle_config.ts";
 import { panelFromConfig } from "../_shared/panel/client.ts";
 import { DEFAULT_RETRY_POLICY } from "../_shared/orders/retry.ts";
-import { type ProvisionDeps, provisionOrder } from "../_shared/panel/provision.ts";
+import {
+  type ProvisionDeps,
+  provisionOrder,
+} from "../_shared/panel/provision.ts";
 import {
   type WiredFunction,
   wireFunction,

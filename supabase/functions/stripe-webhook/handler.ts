@@ -21,7 +21,11 @@ import {
   webhookEnv,
 } from "../_shared/platform/config.ts";
 import { lifecycleEnv } from "../_shared/orders/lifecycle_config.ts";
-import { isTransientDbError, type Sql, type Tx } from "../_shared/platform/db.ts";
+import {
+  isTransientDbError,
+  type Sql,
+  type Tx,
+} from "../_shared/platform/db.ts";
 import { HttpError } from "../_shared/platform/errors.ts";
 import {
   type Handler,

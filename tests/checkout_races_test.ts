@@ -1,14 +1,15 @@
 import assert from "node:assert/strict";
 import Stripe from "stripe";
 import { createUserVerifier } from "../supabase/functions/_shared/platform/auth.ts";
-import { connect, type Sql } from "../supabase/functions/_shared/platform/db.ts";
+import {
+  connect,
+  type Sql,
+} from "../supabase/functions/_shared/platform/db.ts";
 import { createLogger } from "../supabase/functions/_shared/platform/log.ts";
 import { createPanelClient } from "../supabase/functions/_shared/panel/client.ts";
 import { createPanelUserHandler } from "../supabase/functions/create-pterodactyl-user/handler.ts";
-import {
-  checkoutEnv,
-  createCheckoutHandler,
-} from "../supabase/functions/create-checkout-session/handler.ts";
+import { createCheckoutHandler } from "../supabase/functions/create-checkout-session/handler.ts";
+import { checkoutEnv } from "../supabase/functions/_shared/manifest.ts";
 import { errorCode, invoke } from "./_fixtures.ts";
 import {
   completeCheckout,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { FUNCTIONS } from "../_shared/manifest.ts";
 import { z } from "zod";
 import {
   type AuthUser,
@@ -17,13 +18,7 @@ import {
   resolveOffer,
   TERMS,
 } from "../_shared/orders/catalog.ts";
-import {
-  clientKey,
-  type Env,
-  siteEnv,
-  stripeEnv,
-  supabaseUserEnv,
-} from "../_shared/platform/config.ts";
+import { clientKey, type Env } from "../_shared/platform/config.ts";
 import {
   closeCheckoutSession,
   type ClosedSession,
@@ -84,11 +79,6 @@ const CheckoutRequest = z.strictObject({
   ),
 });
 type CheckoutRequest = z.infer<typeof CheckoutRequest>;
-
-/** The checkout's own settings, read from the environment. */
-export const checkoutEnv = z.object({
-  MAX_OPEN_CHECKOUTS: z.coerce.number().int().min(1).max(1000).default(5),
-});
 
 /**
  * How long a checkout (and its hold on a node) lives: Stripe's shortest, 30 minutes
@@ -571,7 +561,7 @@ export function checkoutFromEnv(
 ): WiredFunction {
   return wireFunction(
     "create-checkout-session",
-    supabaseUserEnv.and(stripeEnv).and(siteEnv).and(checkoutEnv),
+    FUNCTIONS["create-checkout-session"].env,
     env,
     options,
     ({ config, sql, log }) =>

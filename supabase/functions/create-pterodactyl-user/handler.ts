@@ -4,17 +4,13 @@
  *
  * @module
  */
+import { FUNCTIONS } from "../_shared/manifest.ts";
 import { z } from "zod";
 import {
   createUserVerifier,
   type UserVerifier,
 } from "../_shared/platform/auth.ts";
-import {
-  clientKey,
-  type Env,
-  panelEnv,
-  supabaseUserEnv,
-} from "../_shared/platform/config.ts";
+import { clientKey, type Env } from "../_shared/platform/config.ts";
 import { type Sql } from "../_shared/platform/db.ts";
 import { DomainError, HttpError } from "../_shared/platform/errors.ts";
 import {
@@ -94,7 +90,7 @@ export function panelUserFromEnv(
 ): WiredFunction {
   return wireFunction(
     "create-pterodactyl-user",
-    supabaseUserEnv.and(panelEnv),
+    FUNCTIONS["create-pterodactyl-user"].env,
     env,
     options,
     ({ config, sql, log }) =>

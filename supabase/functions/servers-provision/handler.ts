@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { FUNCTIONS } from "../_shared/manifest.ts";
 import { z } from "zod";
 import {
   requireService,
@@ -11,19 +12,13 @@ import {
   serviceCredentials,
 } from "../_shared/platform/auth.ts";
 import { createAlerter } from "../_shared/platform/alerts.ts";
-import {
-  alertEnv,
-  type Env,
-  panelEnv,
-  supabaseServiceEnv,
-} from "../_shared/platform/config.ts";
+import { type Env } from "../_shared/platform/config.ts";
 import {
   type Handler,
   json,
   readJson,
   withErrorHandling,
 } from "../_shared/platform/http.ts";
-import { lifecycleEnv } from "../_shared/orders/lifecycle_config.ts";
 import { panelFromConfig } from "../_shared/panel/client.ts";
 import { DEFAULT_RETRY_POLICY } from "../_shared/orders/retry.ts";
 import {
@@ -58,9 +53,7 @@ export function provisionFromEnv(
 ): WiredFunction {
   return wireFunction(
     "servers-provision",
-    supabaseServiceEnv.and(panelEnv).and(alertEnv).and(
-      lifecycleEnv.pick({ PROVISION_MAX_ATTEMPTS: true }),
-    ),
+    FUNCTIONS["servers-provision"].env,
     env,
     options,
     ({ config, sql, log }) =>

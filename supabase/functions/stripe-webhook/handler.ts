@@ -10,17 +10,10 @@
  *
  * @module
  */
+import { FUNCTIONS } from "../_shared/manifest.ts";
 import { createClient, type SupabaseClient } from "@supabase/supabase-js";
 import { type Alerter, createAlerter } from "../_shared/platform/alerts.ts";
-import {
-  alertEnv,
-  type Env,
-  serviceKey,
-  stripeEnv,
-  supabaseServiceEnv,
-  webhookEnv,
-} from "../_shared/platform/config.ts";
-import { lifecycleEnv } from "../_shared/orders/lifecycle_config.ts";
+import { type Env, serviceKey } from "../_shared/platform/config.ts";
 import {
   isTransientDbError,
   type Sql,
@@ -374,12 +367,6 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
   }, { log: deps.log });
 }
 
-/** Payment grace and retention (seconds); defaults and rules are the sweep's too. */
-const webhookLifecycleEnv = lifecycleEnv.pick({
-  PAYMENT_GRACE_SECONDS: true,
-  RETENTION_SECONDS: true,
-});
-
 /** The handler wired from the environment, as deployed and as the local gateway runs it. */
 export function webhookFromEnv(
   env: Env,
@@ -387,9 +374,7 @@ export function webhookFromEnv(
 ): WiredFunction {
   return wireFunction(
     "stripe-webhook",
-    supabaseServiceEnv.and(stripeEnv).and(webhookEnv).and(alertEnv).and(
-      webhookLifecycleEnv,
-    ),
+    FUNCTIONS["stripe-webhook"].env,
     env,
     options,
     ({ config, sql, log }) =>

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { FUNCTIONS } from "../_shared/manifest.ts";
 import { z } from "zod";
 import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
@@ -16,14 +17,7 @@ import {
   serviceCredentials,
   type UserVerifier,
 } from "../_shared/platform/auth.ts";
-import {
-  alertEnv,
-  clientKey,
-  type Env,
-  panelEnv,
-  stripeEnv,
-  supabaseServiceEnv,
-} from "../_shared/platform/config.ts";
+import { clientKey, type Env } from "../_shared/platform/config.ts";
 import {
   applyObservation,
   type ConvergeDeps,
@@ -39,10 +33,7 @@ import {
   withErrorHandling,
 } from "../_shared/platform/http.ts";
 import { customerMessage, resumedStatus } from "../_shared/orders/lifecycle.ts";
-import {
-  type LifecycleConfig,
-  lifecycleEnv,
-} from "../_shared/orders/lifecycle_config.ts";
+import { type LifecycleConfig } from "../_shared/orders/lifecycle_config.ts";
 import type { Logger } from "../_shared/platform/log.ts";
 import {
   changeOrder,
@@ -354,10 +345,7 @@ export function syncFromEnv(
 ): WiredFunction {
   return wireFunction(
     "sync-server-status",
-    // Stripe is required: the sweep never expires a checkout without asking it.
-    supabaseServiceEnv.and(panelEnv).and(stripeEnv).and(alertEnv).and(
-      lifecycleEnv,
-    ),
+    FUNCTIONS["sync-server-status"].env,
     env,
     options,
     ({ config, sql, log }) =>

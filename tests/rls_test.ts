@@ -198,6 +198,16 @@ const CASES: TableCase[] = [
     read: serviceOnly,
   },
   {
+    table: "shop_state",
+    insert: () =>
+      `insert into public.shop_state (key, value) values ('rls', '{}')`,
+    fixture: () =>
+      `insert into public.shop_state (key, value) values ('fixture', '{}')`,
+    key: "key = 'fixture'",
+    set: "value = '{\"changed\": true}'",
+    read: serviceOnly,
+  },
+  {
     table: "stripe_events_log",
     insert: () =>
       `insert into public.stripe_events_log (event_id, type, payload) values ('evt_rls', 'x', '{}')`,
@@ -219,6 +229,7 @@ const SERVICE_TABLES = [
   "panel_allocations",
   "panel_eggs",
   "panel_orphans",
+  "shop_state",
   "order_events",
   "orders",
   "plan_prices",

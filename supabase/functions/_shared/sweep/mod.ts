@@ -10,7 +10,7 @@ import { convergeDue } from "../panel/converge.ts";
 import { cancelDueSubscriptions } from "../stripe/subscription_cancel.ts";
 import { settleCheckouts } from "./checkouts.ts";
 import { passDeadlines } from "./deadlines.ts";
-import { ACTOR, type SweepDeps, type SweepJobRun } from "./job.ts";
+import { ACTOR, clock, type SweepDeps, type SweepJobRun } from "./job.ts";
 import { refreshPanelCache } from "./panel_cache.ts";
 import { retryProvisioning } from "./provisioning.ts";
 import { observeServers } from "./servers.ts";
@@ -84,6 +84,12 @@ export async function sweep(deps: SweepDeps): Promise<SweepSummary> {
     duration_ms: Math.round(performance.now() - started),
     budget_exhausted: exhausted,
   };
+  // The doctor reports a sweep that has not run for a while as a shop problem.
+  await deps.sql`
+    insert into public.shop_state (key, value, updated_at)
+    values ('last_sweep', ${deps.sql.json({ ...summary })}, ${clock(deps)})
+    on conflict (key) do update set value = excluded.value,
+      updated_at = excluded.updated_at`;
   // A quiet sweep runs every minute: keep it out of the info log.
   if (Object.keys(outcomes).length > 0) log.info("Sweep done", { ...summary });
   else log.debug("Sweep done", { ...summary });

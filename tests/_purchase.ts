@@ -219,3 +219,29 @@ export async function subscriptionControl(
   await stack.idle();
   return answer as SubscriptionControl;
 }
+
+/** Clears the Stripe sandbox's faults. */
+export async function clearStripeFaults(stack: TestStack): Promise<void> {
+  const res = await fetch(`${stack.stripe.url}/_sandbox/faults`, {
+    method: "DELETE",
+  });
+  await res.body?.cancel();
+  assert.ok(res.ok);
+}
+
+/**
+ * Resolves once the Stripe sandbox has received `n` requests matching `match` since
+ * the `since`-th (a call is recorded when it arrives, before any latency fault).
+ */
+export async function stripeCallsArrive(
+  stack: TestStack,
+  since: number,
+  match: (call: { method: string; path: string }) => boolean,
+  n = 1,
+): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (stack.stripe.calls().slice(since).filter(match).length >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail(`the Stripe sandbox never received ${n} such requests`);
+}

@@ -3,6 +3,7 @@ import { CHECKOUT_SETTLE_MS } from "../supabase/functions/_shared/sweep/mod.ts";
 import { errorCode, insertOrder, invoke } from "./_fixtures.ts";
 import {
   alertsOn,
+  clearStripeFaults,
   completeCheckout,
   openCheckout,
   order,
@@ -69,14 +70,6 @@ async function holdOrder(
       await holding;
     },
   };
-}
-
-async function clearStripeFaults(stack: TestStack): Promise<void> {
-  const res = await fetch(`${stack.stripe.url}/_sandbox/faults`, {
-    method: "DELETE",
-  });
-  await res.body?.cancel();
-  assert.ok(res.ok);
 }
 
 const FULL_REGION = {

@@ -6,7 +6,13 @@
  */
 import assert from "node:assert/strict";
 import { errorCode, invoke } from "./_fixtures.ts";
-import { completeCheckout, openCheckout, order } from "./_purchase.ts";
+import {
+  clearStripeFaults,
+  completeCheckout,
+  openCheckout,
+  order,
+  stripeCallsArrive,
+} from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 import { sweeper } from "./_sweep.ts";
 
@@ -38,28 +44,6 @@ async function inTransaction(stack: TestStack, name: string): Promise<number> {
     where datname = current_database() and application_name = ${name}
       and state like 'idle in transaction%'`;
   return n;
-}
-
-/** Waits until the Stripe sandbox has received `n` calls matching since `since`. */
-async function untilStripeCalls(
-  stack: TestStack,
-  since: number,
-  match: (call: { method: string; path: string }) => boolean,
-  n = 1,
-): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (stack.stripe.calls().slice(since).filter(match).length >= n) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  assert.fail(`Stripe never received ${n} such calls`);
-}
-
-async function clearStripeFaults(stack: TestStack): Promise<void> {
-  const res = await fetch(`${stack.stripe.url}/_sandbox/faults`, {
-    method: "DELETE",
-  });
-  await res.body?.cancel();
-  assert.ok(res.ok);
 }
 
 Deno.test("checkout holds end with their sessions, and nothing waits on Stripe under a lock", async (t) => {
@@ -137,7 +121,7 @@ Deno.test("checkout holds end with their sessions, and nothing waits on Stripe u
             (await order(stack, held.orderId)).checkout_expires_at,
           );
           const sweeping = s.sweep();
-          await untilStripeCalls(
+          await stripeCallsArrive(
             stack,
             since,
             (call) => call.path.endsWith("/expire"),
@@ -183,7 +167,7 @@ Deno.test("checkout holds end with their sessions, and nothing waits on Stripe u
               })
             ),
           );
-          await untilStripeCalls(
+          await stripeCallsArrive(
             stack,
             since,
             (call) =>
@@ -248,7 +232,7 @@ Deno.test("checkout holds end with their sessions, and nothing waits on Stripe u
             (await order(stack, held.orderId)).checkout_expires_at,
           );
           const sweeping = s.sweep();
-          await untilStripeCalls(
+          await stripeCallsArrive(
             stack,
             since,
             (call) => call.path === `/v1/checkout/sessions/${held.sessionId}`,

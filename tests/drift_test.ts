@@ -6,7 +6,7 @@
  * panel's servers are compared with the orders.
  */
 import assert from "node:assert/strict";
-import { serverPayload } from "../local/panel-sandbox/testing.ts";
+import { callPanel, serverPayload } from "../local/panel-sandbox/testing.ts";
 import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 import {
   completeCheckout,
@@ -161,13 +161,14 @@ Deno.test("a server made while its order changed is recorded and follows the ord
             pterodactyl_server_identifier = null, panel_state = null
           where id = ${bought.orderId}`;
         const [server] = serversFor(stack, bought.orderId);
-        await fetch(`${stack.panel.url}${SERVERS}/${server.id}/unsuspend`, {
-          method: "POST",
-          headers: {
-            Authorization: `Bearer ${stack.keys.panelApiKey}`,
-            Accept: "application/json",
+        await callPanel(
+          stack.panel,
+          "POST",
+          `${SERVERS}/${server.id}/unsuspend`,
+          {
+            key: stack.keys.panelApiKey,
           },
-        }).then((res) => res.body?.cancel());
+        );
         assert.equal(serversFor(stack, bought.orderId)[0].status, null);
 
         const s = sweeper(stack);
@@ -191,20 +192,15 @@ Deno.test("a server made while its order changed is recorded and follows the ord
           a.server_id === null
         )!;
         const stranger = crypto.randomUUID();
-        const res = await fetch(`${stack.panel.url}${SERVERS}`, {
-          method: "POST",
-          headers: {
-            Authorization: `Bearer ${stack.keys.panelApiKey}`,
-            Accept: "application/json",
-            "Content-Type": "application/json",
-          },
-          body: JSON.stringify(serverPayload({
+        const made = await callPanel(stack.panel, "POST", SERVERS, {
+          key: stack.keys.panelApiKey,
+          body: serverPayload({
             name: "Made by hand",
             external_id: stranger,
             allocation: { default: free.id },
-          })),
+          }),
         });
-        assert.equal(res.status, 201, await res.text());
+        assert.equal(made.status, 201, JSON.stringify(made.body));
         const receiver = startAlertReceiver();
         const s = sweeper(stack, { alertUrl: receiver.url });
         try {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  clearStripeFaults,
   order,
   postEvent,
   purchase,
@@ -130,14 +131,6 @@ function mutate(
       break;
   }
   return `${kind} at ${where}`;
-}
-
-async function clearStripeFaults(stack: TestStack): Promise<void> {
-  const res = await fetch(`${stack.stripe.url}/_sandbox/faults`, {
-    method: "DELETE",
-  });
-  await res.body?.cancel();
-  assert.ok(res.ok);
 }
 
 /** The handled types, each from a real delivery of the Stripe sandbox. */

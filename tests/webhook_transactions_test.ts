@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { sandboxClient } from "../local/stripe-sandbox/testing.ts";
-import { order, postEvent, purchase } from "./_purchase.ts";
+import {
+  clearStripeFaults,
+  order,
+  postEvent,
+  purchase,
+  stripeCallsArrive,
+} from "./_purchase.ts";
 import { sweeper } from "./_sweep.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 
@@ -36,27 +42,6 @@ async function rowFree(stack: TestStack, orderId: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-/** Resolves when the Stripe sandbox has received a request matching `match`. */
-async function requestArrives(
-  stack: TestStack,
-  from: number,
-  match: (r: { method: string; path: string }) => boolean,
-): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (stack.stripe.requests().slice(from).some(match)) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error("the request never reached the Stripe sandbox");
-}
-
-async function clearStripeFaults(stack: TestStack): Promise<void> {
-  const res = await fetch(`${stack.stripe.url}/_sandbox/faults`, {
-    method: "DELETE",
-  });
-  await res.body?.cancel();
-  assert.ok(res.ok);
 }
 
 /** Starts a sandbox control (a customer's refund, say) without waiting for it. */
@@ -110,7 +95,7 @@ Deno.test("stripe-webhook calls Stripe outside its transactions", async (t) => {
           },
         }).finally(() => settled = true);
         try {
-          await requestArrives(
+          await stripeCallsArrive(
             stack,
             from,
             (r) => r.method === "GET" && r.path === `/v1/subscriptions/${sub}`,
@@ -145,7 +130,7 @@ Deno.test("stripe-webhook calls Stripe outside its transactions", async (t) => {
         });
         const from = stack.stripe.requests().length;
         const refunding = control(stack, sub, "refund");
-        await requestArrives(
+        await stripeCallsArrive(
           stack,
           from,
           (r) => r.method === "DELETE" && r.path === `/v1/subscriptions/${sub}`,

@@ -320,3 +320,11 @@ function parseReply(bytes: Uint8Array, ended = false): Invocation | null {
     throw new Error(`answered ${status} with non-JSON: ${raw}`);
   }
 }
+
+/** Bodies that are present but not a valid request, with the code each gets. */
+export const MALFORMED_BODIES: readonly (readonly [string, string])[] = [
+  ['{"order_id": 5}', "invalid_request"],
+  ["[]", "invalid_request"],
+  ['"x"', "invalid_request"],
+  ["not json", "invalid_json"],
+];

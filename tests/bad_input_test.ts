@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { signPayload } from "../local/stripe-sandbox/mod.ts";
-import { errorCode, footprint, invoke, post } from "./_fixtures.ts";
+import {
+  errorCode,
+  footprint,
+  invoke,
+  MALFORMED_BODIES,
+  post,
+} from "./_fixtures.ts";
 import { openCheckout, startAlertReceiver } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 
@@ -117,12 +123,7 @@ Deno.test("bad input never answers 500 and changes nothing", async (t) => {
         const panelCalls = stack.panel.calls().length;
         for (const fn of ["sync-server-status", "create-pterodactyl-user"]) {
           for (
-            const [body, code] of [
-              ['{"order_id": 5}', "invalid_request"],
-              ["[]", "invalid_request"],
-              ['"x"', "invalid_request"],
-              ["not json", "invalid_json"],
-            ]
+            const [body, code] of MALFORMED_BODIES
           ) {
             const res = await post(stack, fn, body, headers);
             assert.deepEqual(

@@ -13,6 +13,7 @@ import {
   countedBody,
   errorCode,
   footprint,
+  MALFORMED_BODIES,
   rawPost,
 } from "./_fixtures.ts";
 import { startTestStack } from "./_stack.ts";
@@ -127,12 +128,7 @@ Deno.test("readJson reads at most its limit and answers as before", async (t) =>
     "malformed bodies: 400 invalid_request, or invalid_json when not JSON",
     async () => {
       for (
-        const [body, code] of [
-          ['{"order_id": 5}', "invalid_request"],
-          ["[]", "invalid_request"],
-          ['"x"', "invalid_request"],
-          ["not json", "invalid_json"],
-        ]
+        const [body, code] of MALFORMED_BODIES
       ) {
         const error = await refusal(
           readJson(request(body), Schema, { optional: true }),

@@ -153,7 +153,7 @@ Deno.test("checkout holds end with their sessions, and nothing waits on Stripe u
         stack.stripe.addFault({
           method: "POST",
           path: "/v1/checkout/sessions",
-          latencyMs: 5_000,
+          latencyMs: 6_000,
         });
         let unrelatedFirst = false;
         try {

@@ -4,7 +4,8 @@
  * `shared/data/stripe_schemas.json`: OpenAPI v2349, with the differences of the
  * SDK's pinned `2026-10-28.endive` under `x-sdk-known`): required fields present,
  * nullable fields present (as `null` when empty), types, enum values, and no field
- * the version does not have. Objects the file only names (charges, payment intents,
+ * the version does not have (`webhook_endpoint` and `deleted_webhook_endpoint` come
+ * from the second pass of `shared/data/stripe_schemas.json`). Objects the file only names (charges, payment intents,
  * invoice payments, disputes, refunds) are checked against stripe-node 23.1's
  * non-optional fields.
  */
@@ -360,6 +361,21 @@ Deno.test("stripe sandbox objects follow the endive schemas", async (t) => {
           `${event.type} data.object`,
         );
       }
+    });
+
+    await t.step("webhook endpoints, created, listed and deleted", async () => {
+      const created = await stripe.webhookEndpoints.create({
+        url: "https://shop.example/hook",
+        enabled_events: ["invoice.paid"],
+      });
+      assertValid(created, "webhook_endpoint", "created endpoint");
+      for (const endpoint of (await stripe.webhookEndpoints.list()).data) {
+        assertValid(endpoint, "webhook_endpoint", `endpoint ${endpoint.url}`);
+      }
+      assertValid(
+        await stripe.webhookEndpoints.del(created.id),
+        "deleted_webhook_endpoint",
+      );
     });
 
     await t.step("errors", async () => {

@@ -11,6 +11,7 @@ import type {
 } from "../supabase/functions/_shared/platform/wiring.ts";
 import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/handler.ts";
 import { panelUserFromEnv } from "../supabase/functions/create-pterodactyl-user/handler.ts";
+import { doctorFromEnv } from "../supabase/functions/order-doctor/handler.ts";
 import { provisionFromEnv } from "../supabase/functions/servers-provision/handler.ts";
 import { webhookFromEnv } from "../supabase/functions/stripe-webhook/handler.ts";
 import { syncFromEnv } from "../supabase/functions/sync-server-status/handler.ts";
@@ -25,6 +26,7 @@ export type FunctionFactory = (
 export const FUNCTIONS: Record<string, FunctionFactory> = {
   "create-checkout-session": checkoutFromEnv,
   "create-pterodactyl-user": panelUserFromEnv,
+  "order-doctor": doctorFromEnv,
   "servers-provision": provisionFromEnv,
   "stripe-webhook": webhookFromEnv,
   "sync-server-status": syncFromEnv,

@@ -295,6 +295,8 @@ const PRIVILEGES: Record<
     ),
     "node_capacity:SELECT",
     "order_chain:SELECT",
+    "order_customer_email(uuid):EXECUTE",
+    "orders_needing_attention:SELECT",
     "order_status_words(order_status):EXECUTE",
     "order_transition_allowed(order_status,order_status):EXECUTE",
     "plan_availability(text):EXECUTE",
@@ -440,7 +442,13 @@ Deno.test("grants and row level security: anon, user A, user B and service_role 
     await t.step(
       "operator views: service_role only",
       async () => {
-        for (const view of ["node_capacity", "order_chain"]) {
+        for (
+          const view of [
+            "node_capacity",
+            "order_chain",
+            "orders_needing_attention",
+          ]
+        ) {
           for (const role of ROLES) {
             const seen = await attempt(
               sql,

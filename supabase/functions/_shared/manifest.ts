@@ -87,6 +87,11 @@ export const FUNCTIONS = {
       lifecycleEnv,
     ),
   },
+  "order-doctor": {
+    caller: "service",
+    // Read-only: the database, GETs on Stripe and the panel.
+    env: supabaseServiceEnv.and(panelEnv).and(stripeEnv),
+  },
 } as const satisfies Record<string, { caller: Caller; env: z.ZodType }>;
 /** A function's name. */
 export type FunctionName = keyof typeof FUNCTIONS;

@@ -536,6 +536,9 @@ async function fail(
         panel_code: cause instanceof PanelError
           ? cause.panelCode ?? null
           : null,
+        // The field and rule a validation error names (the doctor shows them).
+        panel_field: cause instanceof PanelError ? cause.field ?? null : null,
+        panel_rule: cause instanceof PanelError ? cause.rule ?? null : null,
         next_attempt_at: failed ? next?.toISOString() ?? null : null,
       },
       actor,

@@ -6,13 +6,17 @@
  */
 import Stripe from "stripe";
 
-/** Creates the Stripe client. */
-export function createStripe(secretKey: string, apiBase?: string): Stripe {
+/** Creates the Stripe client (`options`: a shorter timeout, fewer retries). */
+export function createStripe(
+  secretKey: string,
+  apiBase?: string,
+  options: { timeoutMs?: number; retries?: number } = {},
+): Stripe {
   const base = apiBase ? new URL(apiBase) : undefined;
   return new Stripe(secretKey, {
     httpClient: Stripe.createFetchHttpClient(),
-    maxNetworkRetries: 2,
-    timeout: 20_000,
+    maxNetworkRetries: options.retries ?? 2,
+    timeout: options.timeoutMs ?? 20_000,
     ...(base
       ? {
         host: base.hostname,

@@ -6,7 +6,10 @@
  *
  * @module
  */
-import { type Env, parseEnv } from "../supabase/functions/_shared/platform/config.ts";
+import {
+  type Env,
+  parseEnv,
+} from "../supabase/functions/_shared/platform/config.ts";
 import { lifecycleEnv } from "../supabase/functions/_shared/orders/lifecycle_config.ts";
 import {
   createLogger,

@@ -113,6 +113,16 @@ async function handOff(
   await deps.alert({ title: "Provisioning hand-off failed", message, orderId });
 }
 
+/** The id a body names, for the log (undefined when it names none). */
+function eventIdOf(body: string): string | undefined {
+  try {
+    const id = (JSON.parse(body) as { id?: unknown } | null)?.id;
+    return typeof id === "string" ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A transient database error becomes a 503 so Stripe retries. */
 function unavailableOr(error: unknown, log: Logger): unknown {
   if (!isTransientDbError(error)) return error;
@@ -170,7 +180,7 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
         },
       });
     } catch (error) {
-      throw unavailableOr(error, deps.log);
+      throw unavailableOr(error, deps.log.child({ event_id: eventIdOf(body) }));
     }
     if (processed.duplicate) return json({ received: true, duplicate: true });
     return json({

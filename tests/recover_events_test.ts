@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { sandboxClient } from "../local/stripe-sandbox/testing.ts";
-import { isHandledEventType } from "../supabase/functions/_shared/manifest.ts";
+import {
+  HANDLED_EVENT_TYPES,
+  isHandledEventType,
+} from "../supabase/functions/_shared/manifest.ts";
 import {
   DELIVERY_GRACE_SECONDS,
   EVENTS_CURSOR_KEY,
@@ -314,6 +317,51 @@ Deno.test("the sweep applies the Stripe events the webhook never got", async (t)
         assert.deepEqual(kept.value, cursor.value);
         await sweepLater(s);
         assert.ok(provisioned((await order(stack, checkout.orderId)).status));
+      },
+    );
+
+    await t.step(
+      "with the endpoint disabled in Stripe, a renewal is applied from the filtered list",
+      async () => {
+        const { orderId, subscriptionId } = await subscribed(stack, "Off");
+        const paidUntil = (await order(stack, orderId)).paid_until;
+        const endpoints = await stripe.webhookEndpoints.list();
+        const enabled = endpoints.data.filter((e) => e.status === "enabled");
+        assert.ok(enabled.length > 0);
+        for (const e of enabled) {
+          await stripe.webhookEndpoints.update(e.id, { disabled: true });
+        }
+        let control;
+        try {
+          control = await subscriptionControl(stack, subscriptionId, "renew", {
+            outcome: "paid",
+          });
+        } finally {
+          for (const e of enabled) {
+            await stripe.webhookEndpoints.update(e.id, { disabled: false });
+          }
+        }
+        assert.deepEqual((await order(stack, orderId)).paid_until, paidUntil);
+        const calls = stack.stripe.calls().length;
+        const summary = await sweepLater(s);
+        assert.ok((summary.outcomes["events.recovered"] ?? 0) >= 1);
+        const end = Math.max(
+          ...control.subscription.items.data.map((i) => i.current_period_end),
+        );
+        assert.deepEqual(
+          (await order(stack, orderId)).paid_until,
+          new Date(end * 1000),
+        );
+        // Stripe was asked for exactly the webhook's types, from the cursor on.
+        const list = stack.stripe.calls().slice(calls).find((c) =>
+          c.method === "GET" && c.path === "/v1/events"
+        );
+        const query = new URLSearchParams(list?.query ?? "");
+        assert.deepEqual(
+          [...query.keys()].filter((k) => k.startsWith("types[")).length,
+          HANDLED_EVENT_TYPES.length,
+        );
+        assert.ok(query.get("created[gte]"), list?.query);
       },
     );
 

@@ -68,6 +68,8 @@ export function sweeper(
     maxAttempts?: number;
     alertUrl?: string;
     clientKey?: boolean;
+    /** Payment grace and retention (default the shop's: 3 days, 14 days). */
+    lifecycle?: { paymentGraceSeconds: number; retentionSeconds: number };
   } = {},
 ): Sweeper {
   const clock = options.clock ?? testClock();
@@ -106,6 +108,8 @@ export function sweeper(
       return sweep({
         ...deps,
         stripe,
+        lifecycle: options.lifecycle ??
+          { paymentGraceSeconds: 259_200, retentionSeconds: 1_209_600 },
         retry: {
           ...DEFAULT_RETRY_POLICY,
           maxAttempts: options.maxAttempts ?? 8,

@@ -25,6 +25,7 @@ import {
   isLiveOrder,
   type LifecycleConfig,
   type LifecycleEvent,
+  type SubscriptionFacts,
 } from "./lifecycle.ts";
 import {
   reconcileFirstInvoice,
@@ -208,6 +209,17 @@ async function subscriptionOrder(
   };
 }
 
+/** Who moves an order along its lifecycle, and what its timeline rows carry. */
+interface LifecycleSource {
+  actor: string;
+  detail: Record<string, unknown>;
+}
+
+/** An event as the source of a lifecycle step. */
+function fromEvent(event: ShopEvent): LifecycleSource {
+  return { actor: ACTOR, detail: { event_id: event.id } };
+}
+
 /**
  * Applies a subscription event to its (locked) order: the subscription's state read
  * before the transaction, `decideLifecycle` on the locked row, the answer written. A
@@ -216,7 +228,7 @@ async function subscriptionOrder(
 async function applyLifecycle(
   tx: Tx,
   deps: ApplyDeps,
-  event: ShopEvent,
+  source: LifecycleSource,
   order: Order,
   known: StripeFacts,
   facts: (order: Order) => Promise<LifecycleEvent>,
@@ -251,7 +263,7 @@ async function applyLifecycle(
         ? { subscription_cancel_due_at: now }
         : {}),
     },
-    actor: ACTOR,
+    actor: source.actor,
     reason: decision.reason,
   });
   // A panel action still due (this event's, or an earlier one whose hand-off found
@@ -265,8 +277,8 @@ async function applyLifecycle(
       customerMessage: note.kind === "payment"
         ? note.customerMessage ?? note.message
         : undefined,
-      detail: { ...note.detail, event_id: event.id },
-      actor: ACTOR,
+      detail: { ...note.detail, ...source.detail },
+      actor: source.actor,
     });
   }
   // This event's cancellation, or an earlier one still due (a failed call is retried).
@@ -303,7 +315,48 @@ async function onSubscriptionEvent(
     subscription.metadata,
   );
   if (!("id" in order)) return order;
-  return await applyLifecycle(tx, deps, event, order, known, facts);
+  return await applyLifecycle(
+    tx,
+    deps,
+    fromEvent(event),
+    order,
+    known,
+    facts,
+  );
+}
+
+/**
+ * Follows a subscription read back from Stripe with no event to go by (the sweep's
+ * second net when an order's paid-until passed without a renewal): the same lifecycle
+ * step as a subscription event, on the order locked here, while it is still billed by
+ * that subscription.
+ */
+export async function followSubscription(
+  tx: Tx,
+  deps: ApplyDeps,
+  follow: {
+    orderId: string;
+    subscription: SubscriptionFacts;
+    actor: string;
+    detail: Record<string, unknown>;
+  },
+): Promise<Applied> {
+  const order = await readOrder(tx, follow.orderId, { lock: true });
+  if (order?.stripe_subscription_id !== follow.subscription.id) {
+    return {
+      outcome: "ignored",
+      orderId: follow.orderId,
+      error: "the order is no longer billed by this subscription",
+    };
+  }
+  return await applyLifecycle(
+    tx,
+    deps,
+    { actor: follow.actor, detail: follow.detail },
+    order,
+    { subscription: follow.subscription },
+    () => Promise.resolve({ type: "subscription_changed" }),
+  );
 }
 
 /** The latest period an invoice's lines pay for. */
@@ -376,7 +429,7 @@ async function onInvoicePaid(
   const lifecycle = await applyLifecycle(
     tx,
     deps,
-    event,
+    fromEvent(event),
     paidOrder,
     known,
     facts,

@@ -96,7 +96,7 @@ function parsed<T extends z.ZodType>(
 }
 
 /** The subscription as Stripe has it now; a subscription Stripe no longer knows has ended. */
-async function currentSubscription(
+export async function currentSubscription(
   stripe: Stripe,
   subscriptionId: string,
 ): Promise<SubscriptionFacts> {

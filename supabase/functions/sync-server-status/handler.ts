@@ -74,9 +74,16 @@ export interface SyncDeps {
   log: Logger;
   verifyUser: UserVerifier;
   credentials: ServiceCredentials;
-  lifecycle: Pick<LifecycleConfig, "PROVISION_MAX_ATTEMPTS"> & {
-    SWEEP_BUDGET_SECONDS: number;
-  };
+  lifecycle:
+    & Pick<
+      LifecycleConfig,
+      | "PROVISION_MAX_ATTEMPTS"
+      | "PAYMENT_GRACE_SECONDS"
+      | "RETENTION_SECONDS"
+    >
+    & {
+      SWEEP_BUDGET_SECONDS: number;
+    };
   now?: () => Date;
   /** How long one server's panel view is reused for a customer (default 10 s). */
   cacheMs?: number;
@@ -140,6 +147,10 @@ export function createSyncHandler(deps: SyncDeps): Handler {
         await sweep({
           ...converge,
           stripe: deps.stripe,
+          lifecycle: {
+            paymentGraceSeconds: deps.lifecycle.PAYMENT_GRACE_SECONDS,
+            retentionSeconds: deps.lifecycle.RETENTION_SECONDS,
+          },
           retry: {
             ...DEFAULT_RETRY_POLICY,
             maxAttempts: deps.lifecycle.PROVISION_MAX_ATTEMPTS,

@@ -70,6 +70,8 @@ export interface Order {
   gave_up_at: Date | null;
   /** Set while the Stripe subscription is still to be canceled (when to try next). */
   subscription_cancel_due_at: Date | null;
+  /** When the sweep last read the subscription back because paid_until passed. */
+  subscription_checked_at: Date | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -119,6 +121,7 @@ export type OrderFields = Partial<
     | "was_running"
     | "gave_up_at"
     | "subscription_cancel_due_at"
+    | "subscription_checked_at"
   >
 >;
 
@@ -204,7 +207,7 @@ function selectOrder(db: Db) {
     subscription_status, cancel_at_period_end, panel_target, suspend_reason, suspend_at,
     delete_at, delete_warned_at, panel_state, panel_seen_at, panel_action_due_at,
     panel_action_attempts, was_running, gave_up_at, subscription_cancel_due_at,
-    created_at, updated_at`;
+    subscription_checked_at, created_at, updated_at`;
 }
 
 /** Reads one order, optionally locking its row for the rest of the transaction. */
@@ -475,6 +478,29 @@ export async function ordersDueForProvisioning(
     order by coalesce(next_attempt_at, updated_at)
     limit ${options.limit}`;
   return rows.map((row) => row.id);
+}
+
+/**
+ * Orders whose `paid_until` passed before `lapsedBefore` with no renewal recorded (no
+ * paid invoice for a period beyond it) and not asked about since `checkedBefore`:
+ * the sweep reads their subscriptions back from Stripe (a lost cancellation, say).
+ */
+export async function ordersLapsedWithoutRenewal(
+  sql: Sql,
+  options: { lapsedBefore: Date; checkedBefore: Date; limit: number },
+): Promise<{ id: string; subscriptionId: string }[]> {
+  return await sql<{ id: string; subscriptionId: string }[]>`
+    select o.id, o.stripe_subscription_id as "subscriptionId" from public.orders o
+    where o.status not in ('pending', 'expired', 'canceled')
+      and o.stripe_subscription_id is not null
+      and o.paid_until < ${options.lapsedBefore}
+      and (o.subscription_checked_at is null
+        or o.subscription_checked_at < ${options.checkedBefore})
+      and not exists (
+        select 1 from public.order_invoices i
+        where i.order_id = o.id and i.period_end > o.paid_until)
+    order by o.subscription_checked_at nulls first, o.paid_until
+    limit ${options.limit}`;
 }
 
 /** Orders with a server whose panel state the sweep reads (installs, removals, drift). */

@@ -7,11 +7,14 @@
 import type { ConvergeDeps } from "../panel/converge.ts";
 import type { RetryPolicy } from "../orders/retry.ts";
 import type { Stripe } from "../stripe/client.ts";
+import type { LifecycleConfig } from "../../stripe-webhook/lifecycle.ts";
 
 /** What a sweep needs. */
 export interface SweepDeps extends ConvergeDeps {
   /** Stripe: a pending order is never expired without asking it about the session. */
   stripe: Stripe;
+  /** Payment grace and retention: recovered events and followed subscriptions use them. */
+  lifecycle: LifecycleConfig;
   /** Provisioning's retry policy (its `maxAttempts` is PROVISION_MAX_ATTEMPTS). */
   retry: RetryPolicy;
   /** Wall-clock budget: no new work starts after it. */

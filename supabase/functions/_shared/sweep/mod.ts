@@ -10,13 +10,22 @@ import { convergeDue } from "../panel/converge.ts";
 import { cancelDueSubscriptions } from "../stripe/subscription_cancel.ts";
 import { settleCheckouts } from "./checkouts.ts";
 import { passDeadlines } from "./deadlines.ts";
+import { recoverEvents } from "./events.ts";
 import { ACTOR, clock, type SweepDeps, type SweepJobRun } from "./job.ts";
 import { refreshPanelCache } from "./panel_cache.ts";
 import { retryProvisioning } from "./provisioning.ts";
 import { observeServers } from "./servers.ts";
+import { followLapsedSubscriptions } from "./subscriptions.ts";
 
 export { CHECKOUT_SETTLE_MS } from "./checkouts.ts";
 export { DELETION_WARNING_MS } from "./deadlines.ts";
+export {
+  DELIVERY_GRACE_SECONDS,
+  EVENTS_CURSOR_KEY,
+  EVENTS_OVERLAP_SECONDS,
+  FIRST_LOOKBACK_SECONDS,
+} from "./events.ts";
+export { LAPSE_MS, SUBSCRIPTION_RECHECK_MS } from "./subscriptions.ts";
 export type { SweepDeps } from "./job.ts";
 export { PANEL_CACHE_TTL_MS } from "./panel_cache.ts";
 export { LIST_PAGE_SIZE } from "./servers.ts";
@@ -32,10 +41,19 @@ export interface SweepJob {
 export const SWEEP_JOBS: readonly SweepJob[] = [
   // Always runs first: provisioning below reads what it stores.
   { name: "panel_cache", calls: ["panel"], run: refreshPanelCache },
+  // Events the webhook never got, through its own path: a paid order is provisioned
+  // and a changed target converged later in this same sweep.
+  { name: "events", calls: ["stripe"], run: recoverEvents },
   // Before provisioning: a paid checkout whose webhook was lost is provisioned this run.
   { name: "checkouts", calls: ["stripe"], run: settleCheckouts },
   { name: "provisioning", calls: ["panel"], run: retryProvisioning },
   { name: "deadlines", calls: [], run: passDeadlines },
+  // The second net: a paid-until long passed with no renewal is asked of Stripe.
+  {
+    name: "subscriptions",
+    calls: ["stripe"],
+    run: followLapsedSubscriptions,
+  },
   { name: "cancellations", calls: ["stripe"], run: cancelDueSubscriptions },
   { name: "servers", calls: ["panel"], run: observeServers },
   {

@@ -16,7 +16,10 @@ export interface LocalKeys {
   publishableKey: string;
   secretKey: string;
   stripeSecretKey: string;
+  /** the signing secret of the stack's Stripe webhook endpoint (see `webhook_endpoint.ts`) */
   stripeWebhookSecret: string;
+  /** that endpoint's id, once registered: the secret above is its own */
+  stripeWebhookEndpointId?: string;
   panelApiKey: string;
   panelClientKey: string;
 }
@@ -88,10 +91,15 @@ export async function loadOrCreateKeys(path: string): Promise<LocalKeys> {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   const keys = await generateLocalKeys();
+  await saveKeys(path, keys);
+  return keys;
+}
+
+/** Writes a key set to `path` (readable by its owner only). */
+export async function saveKeys(path: string, keys: LocalKeys): Promise<void> {
   await Deno.writeTextFile(path, JSON.stringify(keys, null, 2), {
     mode: 0o600,
   });
-  return keys;
 }
 
 /** An access token for a user, with the claims Supabase Auth puts in one. */

@@ -6,22 +6,32 @@
  *
  * @module
  */
-import { type Env, parseEnv } from "../supabase/functions/_shared/platform/config.ts";
+import {
+  type Env,
+  parseEnv,
+} from "../supabase/functions/_shared/platform/config.ts";
 import { lifecycleEnv } from "../supabase/functions/_shared/orders/lifecycle_config.ts";
 import {
   createLogger,
   type Logger,
 } from "../supabase/functions/_shared/platform/log.ts";
+import Stripe from "stripe";
 import { loadCatalogue } from "./catalogue.ts";
 import { prepareDatabase } from "./database.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
-import { generateLocalKeys, loadOrCreateKeys, type LocalKeys } from "./keys.ts";
+import {
+  generateLocalKeys,
+  loadOrCreateKeys,
+  type LocalKeys,
+  saveKeys,
+} from "./keys.ts";
 import { type PanelSandbox, startPanelSandbox } from "./panel-sandbox/mod.ts";
 import { type PostgresServer, startPostgres } from "./postgres.ts";
 import {
   startStripeSandbox,
   type StripeSandbox,
 } from "./stripe-sandbox/mod.ts";
+import { registerWebhookEndpoint } from "./webhook_endpoint.ts";
 
 /** Fixed ports of `npm start` (Supabase's own defaults where it has them). */
 export const DEFAULT_PORTS = {
@@ -122,9 +132,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   };
   try {
     await Deno.mkdir(stateDir, { recursive: true });
-    const keys = options.ephemeralKeys
+    const keysPath = `${stateDir}/keys.json`;
+    let keys = options.ephemeralKeys
       ? await generateLocalKeys()
-      : await loadOrCreateKeys(`${stateDir}/keys.json`);
+      : await loadOrCreateKeys(keysPath);
 
     let databaseUrl = options.databaseUrl;
     if (!databaseUrl) {
@@ -142,13 +153,38 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const stripe = await startStripeSandbox({
       catalogue,
       secretKey: keys.stripeSecretKey,
-      webhookSecret: keys.stripeWebhookSecret,
       port: ports.stripe,
       retryDelaysMs: options.stripeRetryDelaysMs,
       // Kept beside the database so both survive a restart; throwaway test stacks keep nothing.
       stateFile: persistent ? `${stateDir}/stripe-state.json` : undefined,
     });
     stops.push(() => stripe.close());
+    // Registered like an operator would, before the function gets its secret. A
+    // fixed gateway port gives the final URL now; a free one is known once the
+    // gateway listens, and the endpoint is pointed there then (nothing is sent
+    // meanwhile: no event happens before the stack is up).
+    const stripeApi = new Stripe(keys.stripeSecretKey, {
+      host: "127.0.0.1",
+      port: stripe.port,
+      protocol: "http",
+      httpClient: Stripe.createFetchHttpClient(),
+    });
+    const webhookUrl = (base: string) => `${base}/functions/v1/stripe-webhook`;
+    const endpoint = await registerWebhookEndpoint(stripeApi, {
+      url: webhookUrl(`http://127.0.0.1:${ports.gateway}`),
+      known: keys.stripeWebhookEndpointId === undefined ? undefined : {
+        id: keys.stripeWebhookEndpointId,
+        secret: keys.stripeWebhookSecret,
+      },
+    });
+    if (endpoint.id !== keys.stripeWebhookEndpointId) {
+      keys = {
+        ...keys,
+        stripeWebhookSecret: endpoint.secret,
+        stripeWebhookEndpointId: endpoint.id,
+      };
+      if (!options.ephemeralKeys) await saveKeys(keysPath, keys);
+    }
 
     const panel = await startPanelSandbox({
       catalogue,
@@ -186,7 +222,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       },
     });
     stops.push(() => gateway.close());
-    stripe.setWebhookUrl(`${gateway.url}/functions/v1/stripe-webhook`);
+    if (gateway.port !== ports.gateway) {
+      await stripeApi.webhookEndpoints.update(endpoint.id, {
+        url: webhookUrl(gateway.url),
+      });
+    }
 
     return {
       keyMode,

@@ -11,12 +11,20 @@ import {
 } from "./_billing.ts";
 import { createSession, expireSession, getSession } from "./_checkout.ts";
 import {
+  createEndpoint,
+  deleteEndpoint,
+  getEndpoint,
+  listEndpoints,
+  updateEndpoint,
+} from "./_endpoints.ts";
+import {
   json,
   missingParam,
   noSuch,
   StripeApiError,
   unrecognizedUrl,
 } from "./_errors.ts";
+import { listEvents } from "./_events.ts";
 import type { FormObject } from "./_form.ts";
 import { canonical, parseForm } from "./_form.ts";
 import { newId } from "./_objects.ts";
@@ -250,17 +258,42 @@ const ROUTES: Route[] = [
   [
     "GET",
     /^\/v1\/events$/,
-    (c) =>
-      page(
-        filter(c.state.store.events, c.params, ["type"]),
-        c.params,
-        "/v1/events",
-      ),
+    (c) => page(listEvents(c.state.store, c.params), c.params, "/v1/events"),
   ],
   [
     "GET",
     route(`/v1/events/${ID}`),
     (c) => get(c.state.store.events, "event", c.id),
+  ],
+  [
+    "POST",
+    /^\/v1\/webhook_endpoints$/,
+    (c) => createEndpoint(c.state, c.params),
+  ],
+  [
+    "GET",
+    /^\/v1\/webhook_endpoints$/,
+    (c) =>
+      page(
+        listEndpoints(c.state.store),
+        c.params,
+        "/v1/webhook_endpoints",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/webhook_endpoints/${ID}`),
+    (c) => getEndpoint(c.state.store, c.id).endpoint,
+  ],
+  [
+    "POST",
+    route(`/v1/webhook_endpoints/${ID}`),
+    (c) => updateEndpoint(c.state, c.id, c.params),
+  ],
+  [
+    "DELETE",
+    route(`/v1/webhook_endpoints/${ID}`),
+    (c) => deleteEndpoint(c.state, c.id),
   ],
 ]; // deno-fmt-ignore
 

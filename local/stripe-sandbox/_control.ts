@@ -1,6 +1,6 @@
 /**
  * Control calls under `/_sandbox` (no auth): completing a checkout as the customer,
- * re-delivering events, reading deliveries, setting the webhook URL, and the human
+ * re-delivering events, reading deliveries, losing and restoring the webhook, and the human
  * checkout page; calls and faults are the kit's (`../sandbox-kit/mod.ts`).
  *
  * @module
@@ -8,6 +8,7 @@
 import { z } from "zod";
 import type { ControlRoutes, FaultPlan } from "../sandbox-kit/mod.ts";
 import { completeSession, getSession } from "./_checkout.ts";
+import { getEndpoint, pointWebhook } from "./_endpoints.ts";
 import type { StripeErrorType } from "./_errors.ts";
 import {
   controlBody,
@@ -36,6 +37,7 @@ const Complete = z.object({
 const Deliver = z.object({
   copies: z.number().int().min(1).max(100).default(1),
   concurrent: z.boolean().default(false),
+  endpoint: z.string().optional(),
 });
 
 const Webhook = z.object({ url: z.url().nullable().optional() });
@@ -49,20 +51,23 @@ export function controlRoutes(state: State): ControlRoutes {
       const input = parseControl(Deliver, await controlBody(c.request));
       const event = state.store.events.get(c.params.id);
       if (event === undefined) throw noSuch("event", c.params.id);
+      if (input.endpoint !== undefined) {
+        getEndpoint(state.store, input.endpoint);
+      }
       const statuses = await state.webhooks.redeliver(
         event,
         input.copies,
         input.concurrent,
+        input.endpoint,
       );
       return json(200, { event_id: c.params.id, statuses });
     },
     "GET /_sandbox/deliveries": () => json(200, state.webhooks.log),
     "GET /_sandbox/events": () => json(200, [...state.store.events.values()]),
     "POST /_sandbox/webhook": async (c) => {
-      state.webhooks.url =
-        parseControl(Webhook, await controlBody(c.request)).url ??
-          undefined;
-      return json(200, { url: state.webhooks.url ?? null });
+      const { url } = parseControl(Webhook, await controlBody(c.request));
+      pointWebhook(state, url ?? undefined, state.webhookSecret);
+      return json(200, { url: url ?? null });
     },
     ...lifecycleRoutes(state),
     "GET /_sandbox/pay/:id": (c) =>

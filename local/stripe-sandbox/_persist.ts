@@ -27,6 +27,8 @@ const IdempotencySchema = z.object({
 const DeliverySchema = z.object({
   event_id: z.string(),
   type: z.string(),
+  // state files from before endpoints have no endpoint id
+  endpoint: z.string().default(""),
   attempt: z.number().int(),
   status: z.number().int(),
   at: z.string(),

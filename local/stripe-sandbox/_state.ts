@@ -22,6 +22,8 @@ import type {
   Subscription,
 } from "./_objects.ts";
 import { newId, now } from "./_objects.ts";
+import type { EndpointRecord, EventDelivery } from "./_endpoints.ts";
+import { subscribers } from "./_endpoints.ts";
 import type { WebhookDeliverer } from "./_webhooks.ts";
 import type { FormObject } from "./_form.ts";
 
@@ -48,6 +50,9 @@ export interface Store {
   disputes: Map<string, Dispute>;
   refunds: Map<string, Refund>;
   events: Map<string, StripeEvent>;
+  webhookEndpoints: Map<string, EndpointRecord>;
+  /** per event, the endpoints that have not answered it with a 2xx yet */
+  eventDeliveries: Map<string, EventDelivery>;
 }
 
 /** The API request that caused an event; both null for actions in the checkout page. */
@@ -85,6 +90,8 @@ export interface State {
   baseUrl: string;
   secretKey: string;
   webhooks: WebhookDeliverer;
+  /** the secret of the sandbox's own endpoint (`setWebhookUrl`) */
+  webhookSecret: string;
   requests: SandboxRequest[];
   idempotency: Map<string, IdempotentResult>;
 }
@@ -105,10 +112,15 @@ export function emptyStore(): Store {
     disputes: new Map(),
     refunds: new Map(),
     events: new Map(),
+    webhookEndpoints: new Map(),
+    eventDeliveries: new Map(),
   };
 }
 
-/** Records an event carrying a snapshot of `object` as it is now. */
+/**
+ * Records an event carrying a snapshot of `object` as it is now, due to the enabled
+ * endpoints subscribed to its type (`pending_webhooks` counts them).
+ */
 export function recordEvent(
   state: State,
   type: string,
@@ -116,6 +128,7 @@ export function recordEvent(
   request: EventRequest,
   previousAttributes?: Record<string, unknown>,
 ): StripeEvent {
+  const targets = subscribers(state.store, type);
   const event: StripeEvent = {
     id: newId("evt"),
     object: "event",
@@ -128,11 +141,15 @@ export function recordEvent(
         : { previous_attributes: structuredClone(previousAttributes) }),
     },
     livemode: false,
-    pending_webhooks: state.webhooks.url === undefined ? 0 : 1,
+    pending_webhooks: targets.length,
     request,
     type,
   };
   state.store.events.set(event.id, event);
+  state.store.eventDeliveries.set(event.id, {
+    id: event.id,
+    awaiting: targets,
+  });
   return event;
 }
 

@@ -1,7 +1,7 @@
 /**
- * Webhook delivery like Stripe's: signed POSTs (`Stripe-Signature: t=…,v1=…`), retries
- * of a non-2xx answer or a network error after the configured delays, and a log of
- * every attempt.
+ * Webhook delivery like Stripe's: POSTs to each endpoint an event is due to, signed
+ * with that endpoint's secret (`Stripe-Signature: t=…,v1=…`), retries of a non-2xx
+ * answer or a network error after the configured delays, and a log of every attempt.
  *
  * @module
  */
@@ -14,6 +14,8 @@ export type DeliveryMode = "normal" | "duplicate" | "reverse";
 export interface Delivery {
   event_id: string;
   type: string;
+  /** the webhook endpoint (`we_…`) the attempt went to */
+  endpoint: string;
   /** 1 for the first attempt of a copy, then 2, 3… for its retries */
   attempt: number;
   /** the receiver's HTTP status, 0 for a network error */
@@ -49,38 +51,39 @@ export async function signPayload(
   return `t=${timestamp},v1=${hex}`;
 }
 
-/** Sends events to the webhook URL and retries failed attempts in the background. */
+/** Where a deliverer finds endpoints and reports answers (the sandbox's store). */
+export interface DeliveryTargets {
+  /** The endpoint `id` as it is now, if it exists and is enabled. */
+  enabled(id: string): { url: string; secret: string } | undefined;
+  /** The endpoints `event` was sent to that have not answered it with a 2xx yet. */
+  awaiting(event: StripeEvent): string[];
+  /** The enabled endpoints subscribed to `event`'s type now. */
+  subscribers(event: StripeEvent): string[];
+  /** `endpoint` answered `event` with a 2xx. */
+  delivered(event: StripeEvent, endpoint: string): void;
+}
+
+/**
+ * Sends events to their endpoints, each signed with its endpoint's secret, and
+ * retries failed attempts per endpoint in the background.
+ */
 export class WebhookDeliverer {
   /** Every attempt made so far, oldest first. */
   readonly log: Delivery[] = [];
-  #url: string | undefined;
   #closed = false;
   readonly #inflight = new Set<Promise<unknown>>();
   readonly #timers = new Map<ReturnType<typeof setTimeout>, () => void>();
   readonly #aborts = new Set<AbortController>();
 
-  /** Creates a deliverer signing with `secret` and retrying after `delaysMs`. */
+  /** Creates a deliverer retrying after `delaysMs`, to the endpoints `targets` name. */
   constructor(
-    readonly secret: string,
     readonly delaysMs: readonly number[],
-    url?: string,
-  ) {
-    this.#url = url;
-  }
-
-  /** The URL events are POSTed to, if any. */
-  get url(): string | undefined {
-    return this.#url;
-  }
-
-  /** Sets (or clears) the URL events are POSTed to. */
-  set url(url: string | undefined) {
-    this.#url = url;
-  }
+    readonly targets: DeliveryTargets,
+  ) {}
 
   /**
-   * Delivers a batch; resolves once the first attempt of every copy was made.
-   * Retries go on in the background until `idle()`.
+   * Delivers a batch to the endpoints each event is due to; resolves once the first
+   * attempt of every copy was made. Retries go on in the background until `idle()`.
    */
   deliver(events: StripeEvent[], mode: DeliveryMode): Promise<number[]> {
     return this.#track((async () => {
@@ -88,23 +91,36 @@ export class WebhookDeliverer {
       const ordered = mode === "reverse" ? [...events].reverse() : events;
       for (const event of ordered) {
         const copies = mode === "duplicate" ? 2 : 1;
-        statuses.push(...await this.#copies(event, copies));
+        for (const endpoint of this.targets.awaiting(event)) {
+          statuses.push(...await this.#copies(event, endpoint, copies));
+        }
       }
       return statuses;
     })());
   }
 
-  /** Delivers `copies` copies of one event, all at once or one after another. */
+  /**
+   * Delivers `copies` copies of one event, all at once or one after another, to
+   * `endpoint` or else to every enabled endpoint subscribed to it now.
+   */
   redeliver(
     event: StripeEvent,
     copies: number,
     concurrent: boolean,
+    endpoint?: string,
   ): Promise<number[]> {
     return this.#track((async () => {
-      if (concurrent) return await this.#copies(event, copies);
       const statuses: number[] = [];
-      for (let i = 0; i < copies; i++) {
-        statuses.push(...await this.#copies(event, 1));
+      const endpoints = endpoint === undefined
+        ? this.targets.subscribers(event)
+        : [endpoint];
+      for (const id of endpoints) {
+        if (concurrent) statuses.push(...await this.#copies(event, id, copies));
+        else {
+          for (let i = 0; i < copies; i++) {
+            statuses.push(...await this.#copies(event, id, 1));
+          }
+        }
       }
       return statuses;
     })());
@@ -129,41 +145,52 @@ export class WebhookDeliverer {
     await this.idle();
   }
 
-  #copies(event: StripeEvent, copies: number): Promise<number[]> {
+  #copies(
+    event: StripeEvent,
+    endpoint: string,
+    copies: number,
+  ): Promise<number[]> {
     return Promise.all(
       Array.from({ length: copies }, async () => {
-        const status = await this.#attempt(event, 1);
-        // -1: no webhook URL, nothing was sent
-        if (status >= 0 && !ok(status)) this.#track(this.#retry(event));
+        const status = await this.#attempt(event, endpoint, 1);
+        // -1: the endpoint is gone or disabled, nothing was sent
+        if (status >= 0 && !ok(status)) {
+          this.#track(this.#retry(event, endpoint));
+        }
         return status;
       }),
     );
   }
 
-  async #retry(event: StripeEvent): Promise<void> {
+  async #retry(event: StripeEvent, endpoint: string): Promise<void> {
     for (const [i, delay] of this.delaysMs.entries()) {
       if (!await this.#sleep(delay)) return;
-      const status = await this.#attempt(event, i + 2);
-      if (ok(status) || this.#url === undefined) return;
+      const status = await this.#attempt(event, endpoint, i + 2);
+      // A disabled or deleted endpoint gets no more retries.
+      if (ok(status) || status < 0) return;
     }
   }
 
-  async #attempt(event: StripeEvent, attempt: number): Promise<number> {
-    const url = this.#url;
-    if (url === undefined || this.#closed) return -1;
+  async #attempt(
+    event: StripeEvent,
+    endpoint: string,
+    attempt: number,
+  ): Promise<number> {
+    const target = this.targets.enabled(endpoint);
+    if (target === undefined || this.#closed) return -1;
     const body = JSON.stringify(event, null, 2);
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), ATTEMPT_TIMEOUT_MS);
     this.#aborts.add(abort);
     let status = 0;
     try {
-      const res = await fetch(url, {
+      const res = await fetch(target.url, {
         method: "POST",
         body,
         signal: abort.signal,
         headers: {
           "content-type": "application/json; charset=utf-8",
-          "stripe-signature": await signPayload(this.secret, body),
+          "stripe-signature": await signPayload(target.secret, body),
           "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
           "cache-control": "no-cache",
           accept: "*/*; q=0.5, application/xml",
@@ -180,11 +207,12 @@ export class WebhookDeliverer {
     this.log.push({
       event_id: event.id,
       type: event.type,
+      endpoint,
       attempt,
       status,
       at: new Date().toISOString(),
     });
-    if (ok(status)) event.pending_webhooks = 0;
+    if (ok(status)) this.targets.delivered(event, endpoint);
     return status;
   }
 

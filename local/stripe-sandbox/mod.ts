@@ -5,19 +5,24 @@
  * `/_sandbox` control calls, which produce Stripe's events and deliver them, signed,
  * to the webhook URL.
  *
+ * Webhook endpoints are Stripe's (`/v1/webhook_endpoints`, see `_endpoints.ts`):
+ * each event goes to the enabled endpoints subscribed to its type, signed with
+ * each one's secret. `setWebhookUrl` keeps the single-URL view tests use.
+ *
  * Control calls (no auth, JSON bodies):
  * - `POST /_sandbox/checkout/sessions/{id}/complete` `{outcome?, delivery?}`: outcome
  *   `paid` (default), `async_pending`, `async_succeeded`, `async_failed` or `expired`;
  *   delivery `normal` (default), `duplicate` or `reverse`. Answers
  *   `{session, event_ids}` once each event's first delivery attempt was made.
- * - `POST /_sandbox/events/{id}/deliver` `{copies?, concurrent?}`: re-delivers an event.
+ * - `POST /_sandbox/events/{id}/deliver` `{copies?, concurrent?, endpoint?}`:
+ *   re-delivers an event to `endpoint`, or to every enabled endpoint subscribed to it.
  * - `GET /_sandbox/deliveries`, `GET /_sandbox/events`: what happened so far.
  * - `GET|DELETE /_sandbox/calls`, `GET /_sandbox/calls/counts`: the API calls received.
  * - `POST /_sandbox/faults` `{method?, path, status?, times?, latencyMs?, timeout?,
  *   loseResponse?, retryAfterSeconds?, type?, code?, message?}` (`path` exact, or a
  *   regular expression starting with `^`; without `times` every match fails),
  *   `GET|DELETE /_sandbox/faults`. The kit's format (`../sandbox-kit/mod.ts`).
- * - `POST /_sandbox/webhook` `{url}`: sets (or, with null, clears) the webhook URL.
+ * - `POST /_sandbox/webhook` `{url}`: like `setWebhookUrl` (null clears).
  * - `GET /_sandbox/pay/{id}`: the checkout page for humans.
  * - `POST /_sandbox/subscriptions/{id}/renew` `{outcome?: "paid"|"failed"}`,
  *   `/advance` `{outcome?}` (ends the period: `.deleted` when it cancels at period
@@ -51,7 +56,14 @@ import {
   faultAnswer,
   lostAnswer,
 } from "./_control.ts";
+import {
+  awaiting,
+  markDelivered,
+  pointWebhook,
+  subscribers,
+} from "./_endpoints.ts";
 import { parseForm } from "./_form.ts";
+import { newId } from "./_objects.ts";
 import { restore, snapshot, SnapshotSchema } from "./_persist.ts";
 import type { SandboxRequest, State } from "./_state.ts";
 import { emptyStore } from "./_state.ts";
@@ -61,6 +73,7 @@ export type { SandboxRequest } from "./_state.ts";
 export type { Delivery, DeliveryMode } from "./_webhooks.ts";
 export { signPayload } from "./_webhooks.ts";
 export type { FormObject, FormValue } from "./_form.ts";
+export type { DeletedWebhookEndpoint, WebhookEndpoint } from "./_endpoints.ts";
 
 /** Options of `startStripeSandbox`. */
 export interface StripeSandboxOptions {
@@ -68,9 +81,12 @@ export interface StripeSandboxOptions {
   catalogue: Catalogue;
   /** the only accepted API key; any other is answered with Stripe's 401 */
   secretKey: string;
-  /** the `whsec_…` secret deliveries are signed with */
-  webhookSecret: string;
-  /** where events are POSTed; settable later */
+  /**
+   * the `whsec_…` secret of the endpoint `setWebhookUrl` and `webhookUrl` make;
+   * default a random one (endpoints made through the API get their own)
+   */
+  webhookSecret?: string;
+  /** like `setWebhookUrl(webhookUrl)` once started */
   webhookUrl?: string;
   /** default 0 (ephemeral); the hostname is always 127.0.0.1 */
   port?: number;
@@ -88,7 +104,12 @@ export interface StripeSandbox {
   /** "http://127.0.0.1:<port>", the STRIPE_API_BASE */
   url: string;
   port: number;
-  /** Sets (or clears) the URL events are POSTed to. */
+  /**
+   * A lost webhook and its return: `undefined` disables every endpoint (nothing is
+   * delivered; events created meanwhile are never sent, as in Stripe); a URL
+   * enables the endpoints at that URL again, or else points the sandbox's own
+   * endpoint (all events, `webhookSecret`) at it. See `pointWebhook`.
+   */
   setWebhookUrl(url: string | undefined): void;
   /** Requests received on the Stripe API (not /_sandbox), newest last. */
   requests(): SandboxRequest[];
@@ -106,10 +127,20 @@ export interface StripeSandbox {
 export async function startStripeSandbox(
   options: StripeSandboxOptions,
 ): Promise<StripeSandbox> {
+  const webhookSecret = options.webhookSecret ?? newId("whsec", 32);
   const webhooks = new WebhookDeliverer(
-    options.webhookSecret,
     options.retryDelaysMs ?? [1000, 5000, 30000, 120000],
-    options.webhookUrl,
+    {
+      enabled(id) {
+        const record = state.store.webhookEndpoints.get(id);
+        return record?.endpoint.status === "enabled"
+          ? { url: record.endpoint.url, secret: record.secret }
+          : undefined;
+      },
+      awaiting: (event) => awaiting(state.store, event),
+      subscribers: (event) => subscribers(state.store, event.type),
+      delivered: (event, id) => markDelivered(state.store, event, id),
+    },
   );
   const state: State = {
     store: emptyStore(),
@@ -117,6 +148,7 @@ export async function startStripeSandbox(
     baseUrl: "",
     secretKey: options.secretKey,
     webhooks,
+    webhookSecret,
     requests: [],
     idempotency: new Map(),
   };
@@ -127,6 +159,9 @@ export async function startStripeSandbox(
   if (saved !== undefined) restore(state, saved);
   // The catalogue wins over saved copies of its products and prices.
   seedCatalogue(state.store, options.catalogue);
+  if (options.webhookUrl !== undefined) {
+    pointWebhook(state, options.webhookUrl, webhookSecret);
+  }
   // Saved in the background: a reply never waits for the disk (close flushes).
   const persist = (method: string) => {
     if (file === undefined || method === "GET" || method === "HEAD") return;
@@ -173,7 +208,7 @@ export async function startStripeSandbox(
     url: state.baseUrl,
     port,
     setWebhookUrl(url) {
-      webhooks.url = url;
+      pointWebhook(state, url, webhookSecret);
     },
     requests: () => structuredClone(state.requests),
     calls: () => calls.list(),

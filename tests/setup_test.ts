@@ -221,6 +221,35 @@ Deno.test("npm run setup", async (t) => {
     });
 
     await t.step(
+      "the Stripe sandbox refuses what Stripe refuses: a taken lookup key, a new amount",
+      async () => {
+        const [row] = await stack
+          .sql`select stripe_price_id from public.plan_prices
+          where plan_id = 'mc-java-8gb' and term = 'monthly'`;
+        const taken = await stripe.prices.create({
+          product: "prod_mc_java_8gb",
+          unit_amount: 1,
+          currency: "usd",
+          lookup_key: "mc-java-8gb_monthly",
+        }).then(() => null, (error) => error);
+        assert.equal(taken?.statusCode, 400);
+        assert.equal(taken?.param, "lookup_key");
+        assert.match(taken?.message, new RegExp(row.stripe_price_id));
+        const amount = await stripe.prices.update(
+          row.stripe_price_id,
+          { unit_amount: 1 } as Stripe.PriceUpdateParams,
+        ).then(() => null, (error) => error);
+        assert.equal(amount?.statusCode, 400);
+        assert.equal(amount?.code, "parameter_unknown");
+        const found = await stripe.prices.list({
+          lookup_keys: ["mc-java-8gb_monthly", "nobody_monthly"],
+          active: true,
+        });
+        assert.deepEqual(found.data.map((p) => p.id), [row.stripe_price_id]);
+      },
+    );
+
+    await t.step(
       "a plan whose egg is missing is named, exit 1, nothing written",
       async () => {
         const broken = structuredClone(catalogue);

@@ -16,7 +16,7 @@ import {
   type Logger,
 } from "../supabase/functions/_shared/platform/log.ts";
 import Stripe from "stripe";
-import { loadCatalogue } from "./catalogue.ts";
+import { loadCatalogue, loadPanelSeed } from "./catalogue.ts";
 import { prepareDatabase } from "./database.ts";
 import { type Gateway, startGateway } from "./gateway.ts";
 import {
@@ -92,6 +92,8 @@ export interface StackOptions {
   stripeRetryDelaysMs?: number[];
   /** How long a new panel server stays "installing" (default 2 s). */
   panelInstallDelayMs?: number;
+  /** Start the Stripe sandbox without the catalogue's products and prices (for setup tests). */
+  emptyStripeCatalogue?: boolean;
   /** Extra variables for the functions (e.g. ALERT_WEBHOOK_URL). */
   env?: Env;
   log?: Logger;
@@ -151,7 +153,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 
     const catalogue = await loadCatalogue();
     const stripe = await startStripeSandbox({
-      catalogue,
+      catalogue: options.emptyStripeCatalogue ? undefined : catalogue,
       secretKey: keys.stripeSecretKey,
       port: ports.stripe,
       retryDelaysMs: options.stripeRetryDelaysMs,
@@ -187,7 +189,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     }
 
     const panel = await startPanelSandbox({
-      catalogue,
+      seed: await loadPanelSeed(),
       applicationKey: keys.panelApiKey,
       clientKey: keys.panelClientKey,
       port: ports.panel,

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { loadCatalogue } from "../local/catalogue.ts";
+import { loadCatalogue, loadPanelSeed } from "../local/catalogue.ts";
 import {
   createDatabase,
   dropDatabase,
@@ -40,10 +40,10 @@ Deno.test("migrations apply on a new database, once each, with the seed", async 
       "preparing again applies nothing and does not seed twice",
       async () => {
         assert.deepEqual(await prepareDatabase(url), []);
-        const catalogue = await loadCatalogue();
+        const panel = await loadPanelSeed();
         const [{ count }] =
           await sql`select count(*)::int as count from public.ptero_nodes`;
-        assert.equal(count, catalogue.nodes.length);
+        assert.equal(count, panel.nodes.length);
       },
     );
 
@@ -88,7 +88,7 @@ Deno.test("seed.sql is generated from the current catalogue", async () => {
   );
   assert.equal(
     text,
-    seedSql(await loadCatalogue()),
+    seedSql(await loadCatalogue(), await loadPanelSeed()),
     "run `deno run -A local/seed.ts`",
   );
 });

@@ -1,10 +1,10 @@
 /**
- * The sandbox panel's tables, seeded from the catalogue, and the queries the panel's
+ * The sandbox panel's tables, seeded from `local/panel_seed.json`, and the queries the panel's
  * deployment services run over them.
  *
  * @module
  */
-import type { Catalogue } from "../catalogue.ts";
+import type { PanelSeed } from "../catalogue.ts";
 import { displayError } from "./_errors.ts";
 
 /** A panel user (`users` table, API names). */
@@ -195,7 +195,7 @@ export function makeUser(
 
 /** Seeds locations, nodes, allocations, nests, eggs and the admin user (id 1). */
 export function seedState(
-  catalogue: Catalogue,
+  catalogue: PanelSeed,
   withNonAdmin: boolean,
 ): PanelState {
   const at = now();

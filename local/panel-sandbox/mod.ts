@@ -1,7 +1,7 @@
 /**
  * A stateful Pterodactyl panel on loopback: Application API v1 plus the client
  * API's `GET /api/client/servers/{identifier}/resources` and `POST .../power`,
- * seeded from the catalogue (or loaded from a state file), with the panel's
+ * seeded from `local/panel_seed.json` (or loaded from a state file), with the panel's
  * envelopes, validation, auto-deploy, install lifecycle, suspension, deletion, a
  * Wings that can fail, rate limit and injectable faults.
  *
@@ -41,7 +41,7 @@
  * @module
  */
 import { z } from "zod";
-import type { Catalogue } from "../catalogue.ts";
+import type { PanelSeed } from "../catalogue.ts";
 import {
   CallRecorder,
   commonRoutes,
@@ -100,7 +100,7 @@ export type {
 
 /** How to start the sandbox. */
 export interface PanelSandboxOptions {
-  catalogue: Catalogue;
+  seed: PanelSeed;
   applicationKey: string;
   nonAdminKey?: string;
   clientKey?: string;
@@ -226,7 +226,7 @@ export async function startPanelSandbox(
     : createStateFile(options.stateFile, { parse: parseSnapshot });
   const saved = await stateFile?.load();
   const state = saved?.state ??
-    seedState(options.catalogue, options.nonAdminKey !== undefined);
+    seedState(options.seed, options.nonAdminKey !== undefined);
   const config = {
     installDelayMs: options.installDelayMs ?? 2000,
     installOutcome: options.installOutcome ?? "success",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { loadCatalogue } from "../catalogue.ts";
+import { loadPanelSeed } from "../catalogue.ts";
 import {
   type PanelSandbox,
   type PanelSandboxOptions,
@@ -30,7 +30,7 @@ export async function startTestPanel(
   options: Partial<PanelSandboxOptions> = {},
 ): Promise<PanelSandbox> {
   return await startPanelSandbox({
-    catalogue: await loadCatalogue(),
+    seed: await loadPanelSeed(),
     applicationKey: TEST_KEYS.application,
     nonAdminKey: TEST_KEYS.nonAdmin,
     clientKey: TEST_KEYS.client,

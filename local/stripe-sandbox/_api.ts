@@ -9,6 +9,12 @@ import {
   getSubscription,
   updateSubscription,
 } from "./_billing.ts";
+import {
+  createPriceWithLookupKey,
+  listPricesByLookupKey,
+  updatePrice,
+  updateProduct,
+} from "./_catalog_writes.ts";
 import { createSession, expireSession, getSession } from "./_checkout.ts";
 import {
   createEndpoint,
@@ -33,12 +39,10 @@ import { optString } from "./_params.ts";
 import { listInvoicePayments } from "./_payments.ts";
 import {
   createCustomer,
-  createPrice,
   createProduct,
   deleteCustomer,
   get,
   listCustomers,
-  listPrices,
   listProducts,
   retrieveCustomer,
   searchCustomers,
@@ -96,11 +100,26 @@ const ROUTES: Route[] = [
     route(`/v1/products/${ID}`),
     (c) => get(c.state.store.products, "product", c.id),
   ],
-  ["POST", /^\/v1\/prices$/, (c) => createPrice(c.state, c.params)],
+  [
+    "POST",
+    route(`/v1/products/${ID}`),
+    (c) => updateProduct(c.state, c.id, c.params),
+  ],
+  [
+    "POST",
+    /^\/v1\/prices$/,
+    (c) => createPriceWithLookupKey(c.state, c.params),
+  ],
   [
     "GET",
     /^\/v1\/prices$/,
-    (c) => page(listPrices(c.state, c.params), c.params, "/v1/prices"),
+    (c) =>
+      page(listPricesByLookupKey(c.state, c.params), c.params, "/v1/prices"),
+  ],
+  [
+    "POST",
+    route(`/v1/prices/${ID}`),
+    (c) => updatePrice(c.state, c.id, c.params),
   ],
   [
     "GET",

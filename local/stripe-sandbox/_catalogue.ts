@@ -1,10 +1,12 @@
 /**
- * Seeds the sandbox's products and prices from the shared catalogue.
+ * Seeds the sandbox's products and prices from the operator's catalogue, as
+ * `npm run setup` would make them (same product ids and lookup keys).
  *
  * @module
  */
 import type { Catalogue } from "../catalogue.ts";
 import { catalogPrices, productId } from "../catalogue.ts";
+import { lookupKey } from "../../setup/catalogue.ts";
 import { makePrice, makeProduct } from "./_objects.ts";
 import type { Store } from "./_state.ts";
 
@@ -26,7 +28,7 @@ export function seedCatalogue(store: Store, catalogue: Catalogue): void {
       active: plan.active,
       recurring: catalogue.terms[term],
       nickname: `${plan.display_name} (${term})`,
-      lookup_key: `${plan.id}:${term}`,
+      lookup_key: lookupKey(plan.id, term),
       metadata: { plan_id: plan.id, term },
     });
     store.prices.set(price.id, price);

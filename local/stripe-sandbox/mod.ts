@@ -77,8 +77,11 @@ export type { DeletedWebhookEndpoint, WebhookEndpoint } from "./_endpoints.ts";
 
 /** Options of `startStripeSandbox`. */
 export interface StripeSandboxOptions {
-  /** the catalogue products and prices are made from (`local/catalogue.ts`) */
-  catalogue: Catalogue;
+  /**
+   * the catalogue products and prices are made from (`catalogue.json`); without
+   * it the sandbox starts with none, like a new Stripe account
+   */
+  catalogue?: Catalogue;
   /** the only accepted API key; any other is answered with Stripe's 401 */
   secretKey: string;
   /**
@@ -158,7 +161,9 @@ export async function startStripeSandbox(
   const saved = await file?.load();
   if (saved !== undefined) restore(state, saved);
   // The catalogue wins over saved copies of its products and prices.
-  seedCatalogue(state.store, options.catalogue);
+  if (options.catalogue !== undefined) {
+    seedCatalogue(state.store, options.catalogue);
+  }
   if (options.webhookUrl !== undefined) {
     pointWebhook(state, options.webhookUrl, webhookSecret);
   }

@@ -328,3 +328,15 @@ export const MALFORMED_BODIES: readonly (readonly [string, string])[] = [
   ['"x"', "invalid_request"],
   ["not json", "invalid_json"],
 ];
+
+/**
+ * Arguments to run a script in a child Deno like the tests' own: `npm run test:edge`
+ * passes Deno 2.1's flags (its own lock file) in TEST_DENO_FLAGS.
+ */
+export function denoRunArgs(script: string | URL, ...more: string[]): string[] {
+  const flags = (Deno.env.get("TEST_DENO_FLAGS") ?? "").split(" ").filter(
+    Boolean,
+  );
+  const path = script instanceof URL ? script.pathname : script;
+  return ["run", "-A", ...flags, ...more, path];
+}

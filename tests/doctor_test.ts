@@ -23,7 +23,7 @@ import {
   subscriptionControl,
 } from "./_purchase.ts";
 import { deleteByHand, finishInstalls, sweeper } from "./_sweep.ts";
-import { post } from "./_fixtures.ts";
+import { denoRunArgs, post } from "./_fixtures.ts";
 
 /** A small plan: the test buys many servers in one region. */
 const SMALL = { plan_id: "among-us-1gb" };
@@ -70,9 +70,7 @@ async function runCli(
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
-      "run",
-      "-A",
-      new URL("../local/doctor.ts", import.meta.url).pathname,
+      ...denoRunArgs(new URL("../local/doctor.ts", import.meta.url)),
       ...args,
     ],
     env: { ...stack.env, NO_COLOR: "1" } as Record<string, string>,

@@ -1,14 +1,12 @@
 import assert from "node:assert/strict";
+import { denoRunArgs } from "./_fixtures.ts";
 
 const MB = 1024 * 1024;
 
 Deno.test("twenty unsigned 10 MB webhooks at once leave the memory where it was", async () => {
   const probe = new URL("./_webhook_memory_probe.ts", import.meta.url).pathname;
-  const flags = (Deno.env.get("TEST_DENO_FLAGS") ?? "").split(" ").filter(
-    Boolean,
-  );
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", ...flags, probe],
+    args: denoRunArgs(probe, "--no-check"),
     stdout: "piped",
     stderr: "inherit",
   }).output();

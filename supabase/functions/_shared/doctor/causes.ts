@@ -643,11 +643,11 @@ export function decideCause(facts: OrderFacts): Cause {
               ? `${event.type} ${event.id} (pending_webhooks ${event.pending_webhooks})`
               : "the payment event"
           }`,
-        `Stripe dashboard → Developers → Webhooks: the endpoint ${endpoint} must be enabled, subscribed to checkout.session.completed, signed with STRIPE_WEBHOOK_SECRET; then resend ${
-          event?.id ?? "the checkout.session.completed event"
-        } from its page (the sweep also applies a paid checkout it finds after ${
+        `Stripe dashboard → Developers → Webhooks: the endpoint ${endpoint} must be enabled, subscribed to checkout.session.completed, signed with STRIPE_WEBHOOK_SECRET; the sweep applies ${
+          event?.id ?? "the missed event"
+        } from Stripe's event list at its next run (no resend needed), and any paid checkout it finds after ${
           iso(order.checkout_expires_at)
-        })`,
+        }`,
       );
     }
     if (order.status === "expired" || session?.status === "expired") {
@@ -743,7 +743,7 @@ export function decideCause(facts: OrderFacts): Cause {
         `The subscription ended and the server was deleted${
           order.delete_at ? ` (due ${iso(order.delete_at)})` : ""
         }`,
-        "None",
+        "Nothing to do",
       );
     }
   }
@@ -847,7 +847,7 @@ export function decideCause(facts: OrderFacts): Cause {
         `Server ${order.pterodactyl_server_identifier} is ${
           server?.suspended ? "suspended" : "running"
         } on panel node ${server?.node}; paid until ${iso(order.paid_until)}`,
-        "None",
+        "Nothing to do",
       );
   }
 }

@@ -31,6 +31,7 @@ import {
   reconcileFirstInvoice,
   reconcileSession,
   type Reconciliation,
+  sessionFacts,
 } from "../_shared/orders/reconcile.ts";
 import type { StripeFacts } from "./read.ts";
 import type { InvoiceObject, SessionObject, ShopEvent } from "./schemas.ts";
@@ -155,15 +156,7 @@ async function onSession(
     tx,
     event,
     order,
-    reconcileSession(event.type, event.id, {
-      id: session.id,
-      metadata: session.metadata ?? null,
-      customer: session.customer ?? null,
-      subscription: session.subscription ?? null,
-      amount_total: session.amount_total ?? null,
-      currency: session.currency ?? null,
-      payment_status: session.payment_status,
-    }, order),
+    reconcileSession(event.type, event.id, sessionFacts(session), order),
   );
 }
 

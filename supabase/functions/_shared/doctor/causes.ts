@@ -7,6 +7,7 @@
  * @module
  */
 import type { OrderFacts, TimelineRow } from "./facts.ts";
+import { disagreements } from "../orders/reconcile.ts";
 import { SERVER_MISSING } from "../orders/lifecycle.ts";
 
 /** Every cause the doctor names. */
@@ -259,26 +260,18 @@ function sessionCheck(facts: OrderFacts): Check {
   };
 }
 
-/** Where the session's metadata disagrees with the order. */
+/**
+ * Where the session's metadata (or subscription) disagrees with the order: the same
+ * reading the webhook and the sweep apply before they accept a payment.
+ */
 export function metadataProblems(facts: OrderFacts): string[] {
   const s = facts.stripe.session;
   if (!s) return [];
-  const problems: string[] = [];
-  const expect: [string, string][] = [
-    ["order_id", facts.order.id],
-    ["user_id", facts.order.user_id],
-    ["plan_id", facts.order.plan_id],
-  ];
-  for (const [key, value] of expect) {
-    if (s.metadata[key] !== value) {
-      problems.push(
-        `${key} is ${
-          s.metadata[key] === undefined ? "missing" : `"${s.metadata[key]}"`
-        }, the order has "${value}"`,
-      );
-    }
-  }
-  return problems;
+  return disagreements(facts.order, {
+    metadata: s.metadata,
+    customer: null,
+    subscription: s.subscription,
+  });
 }
 
 /** Events Stripe has that the shop never recorded and that are no longer in flight. */

@@ -11,6 +11,15 @@ import {
 const NOW = new Date("2026-12-05T12:00:00Z");
 const ORDER_ID = "11111111-1111-4111-8111-111111111111";
 const USER_ID = "22222222-2222-4222-8222-222222222222";
+/** The metadata a checkout session of the fixture order carries. */
+const METADATA = {
+  order_id: ORDER_ID,
+  user_id: USER_ID,
+  plan_id: "mc-java-4gb",
+  term: "monthly",
+  region: "eu-west",
+  server_name: "Survival",
+};
 const minutes = (n: number) => new Date(NOW.getTime() + n * 60_000);
 
 type Patch = {
@@ -81,11 +90,7 @@ function facts(patch: Patch = {}): OrderFacts {
         id: "cs_test_1",
         status: "complete",
         payment_status: "paid",
-        metadata: {
-          order_id: ORDER_ID,
-          user_id: USER_ID,
-          plan_id: "mc-java-4gb",
-        },
+        metadata: METADATA,
         subscription: "sub_1",
         expires_at: minutes(-30),
       },
@@ -156,7 +161,7 @@ const OPEN_SESSION = {
   id: "cs_test_1",
   status: "open",
   payment_status: "unpaid",
-  metadata: { order_id: ORDER_ID, user_id: USER_ID, plan_id: "mc-java-4gb" },
+  metadata: METADATA,
   subscription: null,
   expires_at: minutes(20),
 };
@@ -226,11 +231,7 @@ Deno.test("before payment", async (t) => {
       stripe: {
         session: {
           ...facts().stripe.session!,
-          metadata: {
-            order_id: "other",
-            user_id: USER_ID,
-            plan_id: "mc-java-4gb",
-          },
+          metadata: { ...METADATA, order_id: "other" },
         },
       },
       panel: NOT_ASKED,

@@ -17,6 +17,38 @@ export interface SessionFacts {
   payment_status: string;
 }
 
+/** An id, whether Stripe sent it as a string or expanded it into its object. */
+type Expandable = string | { id: string } | null | undefined;
+
+function idOf(value: Expandable): string | null {
+  return typeof value === "string" ? value : value?.id ?? null;
+}
+
+/**
+ * What a Checkout Session says about its order's payment: the one reading of a
+ * session, for the webhook (its parsed event), the sweep (Stripe's answer) and the
+ * doctor alike.
+ */
+export function sessionFacts(session: {
+  id: string;
+  metadata?: Record<string, string> | null;
+  customer?: Expandable;
+  subscription?: Expandable;
+  amount_total?: number | null;
+  currency?: string | null;
+  payment_status: string;
+}): SessionFacts {
+  return {
+    id: session.id,
+    metadata: session.metadata ?? null,
+    customer: idOf(session.customer),
+    subscription: idOf(session.subscription),
+    amount_total: session.amount_total ?? null,
+    currency: session.currency ?? null,
+    payment_status: session.payment_status,
+  };
+}
+
 /** What a first invoice of a subscription tells about the payment. */
 export interface InvoiceFacts {
   metadata: Record<string, string> | null;

@@ -14,7 +14,7 @@ import {
   staleCheckouts,
   type StaleCheckoutWindow,
 } from "../orders/orders.ts";
-import { reconcileSession } from "../orders/reconcile.ts";
+import { reconcileSession, sessionFacts } from "../orders/reconcile.ts";
 import {
   closeCheckoutSession,
   type ClosedSession,
@@ -223,22 +223,17 @@ async function completeCheckout(
   session: Stripe.Checkout.Session,
   now: Date,
 ): Promise<{ outcome: CheckoutOutcome; alert?: Alert }> {
-  const idOf = (value: string | { id: string } | null) =>
-    typeof value === "string" ? value : value?.id ?? null;
   const detail = {
     session_id: session.id,
     session_status: session.status,
     payment_status: session.payment_status,
   };
-  const decision = reconcileSession("checkout.session.completed", ACTOR, {
-    id: session.id,
-    metadata: session.metadata,
-    customer: idOf(session.customer),
-    subscription: idOf(session.subscription),
-    amount_total: session.amount_total,
-    currency: session.currency,
-    payment_status: session.payment_status,
-  }, order);
+  const decision = reconcileSession(
+    "checkout.session.completed",
+    ACTOR,
+    sessionFacts(session),
+    order,
+  );
   if (decision.outcome === "mismatch") {
     const message =
       `Checkout session "${session.id}" was completed but disagrees with the order: ${

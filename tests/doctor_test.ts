@@ -121,6 +121,21 @@ Deno.test("the order doctor names each cause through the real sandboxes", async 
           assert.equal(result.report.orders[0].order_id, checkout.orderId);
           assert.equal(result.report.orders[0].cause.code, "ok", query);
         }
+        // An identifier is 8 hex digits: one without letters is still found.
+        const identifier = row.pterodactyl_server_identifier;
+        await stack.sql`update public.orders
+          set pterodactyl_server_identifier = '80000008' where id = ${checkout.orderId}`;
+        try {
+          const digits = await doctor(stack, "80000008");
+          assert.deepEqual(
+            digits.report.orders.map((o: { order_id: string }) => o.order_id),
+            [checkout.orderId],
+          );
+        } finally {
+          await stack.sql`update public.orders
+            set pterodactyl_server_identifier = ${identifier}
+            where id = ${checkout.orderId}`;
+        }
         const result = await doctor(stack, checkout.orderId);
         // The JSON shape, exactly.
         const json = JSON.parse(JSON.stringify(result.report));

@@ -55,7 +55,9 @@ export async function findOrders(
     email: sql`lower(u.email) = lower(${q})`,
     checkout_session: sql`o.stripe_checkout_session_id = ${q}`,
     subscription: sql`o.stripe_subscription_id = ${q}`,
-    panel_server_id: sql`o.pterodactyl_server_id = ${Number(q)}`,
+    // Eight digits may be an identifier too (hex that happens to have no letters).
+    panel_server_id: sql`(o.pterodactyl_server_id = ${Number(q)}
+      or o.pterodactyl_server_identifier = ${q})`,
     panel_identifier: sql`o.pterodactyl_server_identifier = ${q}`,
   }[kind];
   return await sql<DoctorOrder[]>`

@@ -812,11 +812,13 @@ export function renderConfigText(
       : [line];
   });
   const failed = checks.filter((c) => c.ok === false).length;
+  const unknowns = checks.filter((c) => c.ok === null).length;
+  const note = unknowns ? ` (${unknowns} unknown: !)` : "";
   lines.push(
     "",
     failed === 0
-      ? paint("green", `all ${checks.length} checks pass`)
-      : paint("red", `${failed} of ${checks.length} checks fail`),
+      ? paint("green", `all ${checks.length} checks pass${note}`)
+      : paint("red", `${failed} of ${checks.length} checks fail${note}`),
   );
   return lines.join("\n");
 }

@@ -552,5 +552,5 @@ Deno.test("the report: JSON shape, text lines, unknowns do not fail", () => {
   assert.match(text, /^✓ env\.secrets /m);
   assert.match(text, /1 of \d+ checks fail/);
   assert.match(renderConfigText(checks, { color: false }), /^! db\.vault /m);
-  assert.match(renderConfigText(checks, { color: true }), /\x1b\[32m✓/);
+  assert.ok(renderConfigText(checks, { color: true }).includes("\x1b[32m✓"));
 });

@@ -99,7 +99,12 @@ export interface ConfigFacts {
     grants: string[];
     lastSweep: Date | null;
     /** null when the `cron` schema does not exist. */
-    cron: { jobExists: boolean; recentRuns: string[] } | null;
+    cron: {
+      jobExists: boolean;
+      recentRuns: string[];
+      /** Last pg_net answers (null: no answer), when `net._http_response` exists. */
+      answers: (number | null)[] | null;
+    } | null;
     /** Vault secret names; null when the `vault` schema does not exist. */
     vault: string[] | null;
   };
@@ -675,6 +680,9 @@ export function databaseChecks(facts: ConfigFacts): ConfigCheck[] {
   );
   if (db.cron) {
     const failed = db.cron.recentRuns.filter((s) => s !== "succeeded");
+    const refused = (db.cron.answers ?? []).filter((s) =>
+      s === null || s < 200 || s > 299
+    );
     checks.push(
       !db.cron.jobExists
         ? fail(
@@ -690,9 +698,19 @@ export function databaseChecks(facts: ConfigFacts): ConfigCheck[] {
           `${failed.length} of the last ${db.cron.recentRuns.length} sweep runs did not succeed`,
           "read cron.job_run_details and net._http_response; check the Vault secrets project_url and sweep_secret_key",
         )
+        : false
+        ? fail(
+          "db.sweep",
+          `the sweep function did not answer 2xx to ${refused.length} of the last ${
+            db.cron.answers!.length
+          } calls (${refused.map((s) => s ?? "no answer").join(", ")})`,
+          "401: the Vault secret sweep_secret_key is not a secret API key of the project; 404: project_url is wrong or sync-server-status is not deployed (`select * from net._http_response order by created desc limit 5`)",
+        )
         : ok(
           "db.sweep",
-          `the cron job ran ${db.cron.recentRuns.length} times recently, all succeeded`,
+          `the cron job ran ${db.cron.recentRuns.length} times recently, all succeeded${
+            db.cron.answers?.length ? " and the function answered 2xx" : ""
+          }`,
         ),
     );
   } else if (facts.local) {

@@ -133,7 +133,11 @@ function facts(patch: {
       tablesWithoutRls: [],
       grants: [...REQUIRED_GRANTS],
       lastSweep: null,
-      cron: { jobExists: true, recentRuns: ["succeeded", "succeeded"] },
+      cron: {
+        jobExists: true,
+        recentRuns: ["succeeded", "succeeded"],
+        answers: [200, 200],
+      },
       vault: ["project_url", "sweep_secret_key"],
       ...patch.db,
     },
@@ -497,18 +501,40 @@ Deno.test("database checks", async (t) => {
       assert.equal(byId(allowed, "db.grants").ok, true);
     },
   );
-  await t.step("hosted: the cron job missing, failing, absent", () => {
+  await t.step("hosted: the cron job missing, failing, refused, absent", () => {
     onlyFails(
-      facts({ db: { cron: { jobExists: false, recentRuns: [] } } }),
+      facts({
+        db: { cron: { jobExists: false, recentRuns: [], answers: null } },
+      }),
       "db.sweep",
       /does not exist/,
     );
     onlyFails(
       facts({
-        db: { cron: { jobExists: true, recentRuns: ["succeeded", "failed"] } },
+        db: {
+          cron: {
+            jobExists: true,
+            recentRuns: ["succeeded", "failed"],
+            answers: null,
+          },
+        },
       }),
       "db.sweep",
       /1 of the last 2/,
+    );
+    // The runs succeed (the SQL ran) while the function refuses the key.
+    onlyFails(
+      facts({
+        db: {
+          cron: {
+            jobExists: true,
+            recentRuns: ["succeeded", "succeeded"],
+            answers: [401, 200, null],
+          },
+        },
+      }),
+      "db.sweep",
+      /did not answer 2xx to 2 of the last 3 calls \(401, no answer\)/,
     );
     assert.equal(
       byId(configChecks(facts({ db: { cron: null } })), "db.sweep").ok,

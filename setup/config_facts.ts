@@ -104,7 +104,14 @@ export async function gatherDatabase(
           select status from cron.job_run_details where jobid = ${job.jobid}
           order by start_time desc nulls last limit 10`).map((r) => r.status)
       : [];
-    cronFacts = { jobExists: job !== undefined, recentRuns: runs };
+    const [{ net }] = await sql<{ net: boolean }[]>`
+      select to_regclass('net._http_response') is not null as net`;
+    const answers = net
+      ? (await sql<{ status_code: number | null }[]>`
+          select status_code from net._http_response
+          order by created desc limit 10`).map((r) => r.status_code)
+      : null;
+    cronFacts = { jobExists: job !== undefined, recentRuns: runs, answers };
   }
   const vaultNames = vault
     ? (await sql<{ name: string }[]>`

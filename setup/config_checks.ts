@@ -698,7 +698,7 @@ export function databaseChecks(facts: ConfigFacts): ConfigCheck[] {
           `${failed.length} of the last ${db.cron.recentRuns.length} sweep runs did not succeed`,
           "read cron.job_run_details and net._http_response; check the Vault secrets project_url and sweep_secret_key",
         )
-        : false
+        : refused.length > 0
         ? fail(
           "db.sweep",
           `the sweep function did not answer 2xx to ${refused.length} of the last ${

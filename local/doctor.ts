@@ -6,6 +6,10 @@
  * Exit 0: every order found is healthy or on its way; 1: one needs action; 2: bad input,
  * nothing found, or a side it could not reach.
  *
+ * `npm run doctor -- --config [--json]` checks the configuration instead, read-only (one
+ * line per check, ✓ / ✗ / !): exit 0 when every check passes, 1 when one fails, 2 when
+ * it cannot run (no database URL, or the database cannot be read).
+ *
  * @module
  */
 import { z } from "zod";
@@ -27,9 +31,18 @@ import {
   runDoctor,
 } from "../supabase/functions/_shared/doctor/mod.ts";
 import { readDotenv } from "./token.ts";
+import {
+  configChecks,
+  configExitStatus,
+  renderConfigJson,
+  renderConfigText,
+} from "../setup/config_checks.ts";
+import { gatherConfigFacts } from "../setup/config_facts.ts";
 
 const USAGE = `Usage: npm run doctor -- <query> [--json]
-  <query>: ${QUERY_HELP}`;
+       npm run doctor -- --config [--json]
+  <query>: ${QUERY_HELP}
+  --config: checks the shop's configuration (env, Stripe, the panel, the database)`;
 
 /** What the doctor needs: the database, and Stripe and the panel when configured. */
 const doctorEnv = supabaseEnv.and(stripeEnv.partial()).and(panelEnv);
@@ -48,9 +61,40 @@ export async function doctorEnvironment(own: Env): Promise<Env> {
   }
 }
 
+/** `--config`: the configuration checks. */
+async function configMain(asJson: boolean): Promise<number> {
+  const env = await doctorEnvironment(Deno.env.toObject());
+  const url = env.DB_POOLER_URL || env.SUPABASE_DB_URL;
+  if (!url) {
+    console.error(
+      "SUPABASE_DB_URL (or DB_POOLER_URL) is not set: set the production variables, or run `npm start` for a local .env.local",
+    );
+    return 2;
+  }
+  const sql = connect(url, { max: 2, applicationName: "doctor" });
+  try {
+    const checks = configChecks(await gatherConfigFacts({ env, sql }));
+    const color = Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR");
+    console.log(
+      asJson ? renderConfigJson(checks) : renderConfigText(checks, { color }),
+    );
+    return configExitStatus(checks);
+  } catch (error) {
+    console.error(
+      `The database could not be read: ${
+        error instanceof Error ? error.message : String(error)
+      }`,
+    );
+    return 2;
+  } finally {
+    await sql.end({ timeout: 5 });
+  }
+}
+
 async function main(args: string[]): Promise<number> {
   const asJson = args.includes("--json");
   const rest = args.filter((a) => a !== "--json");
+  if (rest.length === 1 && rest[0] === "--config") return configMain(asJson);
   if (rest.length !== 1 || rest[0].startsWith("-")) {
     console.error(USAGE);
     return 2;

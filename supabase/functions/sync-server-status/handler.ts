@@ -83,6 +83,7 @@ export interface SyncDeps {
     >
     & {
       SWEEP_BUDGET_SECONDS: number;
+      CAPACITY_ALERT_PLANS?: number;
     };
   now?: () => Date;
   /** How long one server's panel view is reused for a customer (default 10 s). */
@@ -156,6 +157,7 @@ export function createSyncHandler(deps: SyncDeps): Handler {
             maxAttempts: deps.lifecycle.PROVISION_MAX_ATTEMPTS,
           },
           budgetMs: deps.lifecycle.SWEEP_BUDGET_SECONDS * 1000,
+          capacityAlertPlans: deps.lifecycle.CAPACITY_ALERT_PLANS,
           panelCalls: calls,
         }),
       );

@@ -15,6 +15,8 @@ export const lifecycleEnv = z.object({
   PAYMENT_GRACE_SECONDS: seconds(259_200),
   RETENTION_SECONDS: seconds(1_209_600),
   PROVISION_MAX_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  /** The sweep alerts once when a region can take fewer of its largest plan than this. */
+  CAPACITY_ALERT_PLANS: z.coerce.number().int().min(0).max(1000).default(2),
   SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(1).default(15),
   /** Wall-clock budget of one sweep run; fits the edge limit (150 s free plan). */
   SWEEP_BUDGET_SECONDS: z.coerce.number().int().min(1).max(380).default(45),

@@ -19,6 +19,8 @@ export interface SweepDeps extends ConvergeDeps {
   retry: RetryPolicy;
   /** Wall-clock budget: no new work starts after it. */
   budgetMs: number;
+  /** Alert when a region can take fewer of its largest plan than this (default 2). */
+  capacityAlertPlans?: number;
   /** Panel requests made so far (for the summary). */
   panelCalls?: () => number;
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import { convergeDue } from "../panel/converge.ts";
+import { watchCapacity } from "./capacity.ts";
 import { cancelDueSubscriptions } from "../stripe/subscription_cancel.ts";
 import { settleCheckouts } from "./checkouts.ts";
 import { passDeadlines } from "./deadlines.ts";
@@ -17,6 +18,7 @@ import { retryProvisioning } from "./provisioning.ts";
 import { observeServers } from "./servers.ts";
 import { followLapsedSubscriptions } from "./subscriptions.ts";
 
+export { CAPACITY_ALERT_PLANS, CAPACITY_STATE_KEY } from "./capacity.ts";
 export { CHECKOUT_SETTLE_MS } from "./checkouts.ts";
 export { DELETION_WARNING_MS } from "./deadlines.ts";
 export {
@@ -64,6 +66,8 @@ export const SWEEP_JOBS: readonly SweepJob[] = [
       for (const outcome of actions) count(`action.${outcome}`);
     },
   },
+  // Last: room left once this sweep's placements and deletions are in.
+  { name: "capacity", calls: [], run: watchCapacity },
 ];
 
 /** What one sweep did. */

@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { type CliRun, runDoctor } from "./_doctor.ts";
 import { HANDLED_EVENT_TYPES } from "../supabase/functions/_shared/manifest.ts";
 import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 import { startTestPanel, TEST_KEYS } from "../local/panel-sandbox/testing.ts";
@@ -22,30 +23,12 @@ interface Report {
   }[];
 }
 
-async function runConfig(
+function runConfig(
   stack: TestStack,
   env: Record<string, string> = {},
   json = true,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("../local/doctor.ts", import.meta.url).pathname,
-      "--config",
-      ...(json ? ["--json"] : []),
-    ],
-    env: { ...stack.env, ...env, NO_COLOR: "1" } as Record<string, string>,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: text.decode(out.stdout),
-    stderr: text.decode(out.stderr),
-  };
+): Promise<CliRun> {
+  return runDoctor(stack, ["--config", ...(json ? ["--json"] : [])], env);
 }
 
 /** Runs `--config --json` and answers the report and the exit code. */

@@ -6,6 +6,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { runDoctor as runDoctorCli } from "./_doctor.ts";
 import { connect } from "../supabase/functions/_shared/platform/db.ts";
 import {
   doctorClients,
@@ -23,7 +24,7 @@ import {
   subscriptionControl,
 } from "./_purchase.ts";
 import { deleteByHand, finishInstalls, sweeper } from "./_sweep.ts";
-import { denoRunArgs, post } from "./_fixtures.ts";
+import { post } from "./_fixtures.ts";
 
 /** A small plan: the test buys many servers in one region. */
 const SMALL = { plan_id: "among-us-1gb" };
@@ -62,28 +63,6 @@ async function panelFault(stack: TestStack, fault: Record<string, unknown>) {
   });
   await res.body?.cancel();
   assert.ok(res.ok);
-}
-
-async function runCli(
-  stack: TestStack,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...denoRunArgs(new URL("../local/doctor.ts", import.meta.url)),
-      ...args,
-    ],
-    env: { ...stack.env, NO_COLOR: "1" } as Record<string, string>,
-    clearEnv: true,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: text.decode(out.stdout),
-    stderr: text.decode(out.stderr),
-  };
 }
 
 Deno.test("the order doctor names each cause through the real sandboxes", async (t) => {
@@ -474,7 +453,7 @@ Deno.test("the order doctor names each cause through the real sandboxes", async 
       "npm run doctor: exit statuses and plain text when piped",
       async () => {
         const healthy = await purchase(stack, SMALL);
-        const ok = await runCli(stack, [healthy.orderId]);
+        const ok = await runDoctorCli(stack, [healthy.orderId]);
         assert.equal(ok.code, 0, ok.stderr + ok.stdout);
         assert.match(ok.stdout, /✓ panel_server/);
         assert.ok(!ok.stdout.includes("\x1b["), "no colour when piped");
@@ -483,16 +462,19 @@ Deno.test("the order doctor names each cause through the real sandboxes", async 
         const broken = await purchase(stack, SMALL);
         await finishInstalls(stack);
         await deleteByHand(stack, serversFor(stack, broken.orderId)[0].id);
-        const one = await runCli(stack, [broken.orderId, "--json"]);
+        const one = await runDoctorCli(stack, [broken.orderId, "--json"]);
         assert.equal(one.code, 1, one.stderr);
         assert.equal(
           JSON.parse(one.stdout).orders[0].cause.code,
           "server_missing",
         );
 
-        assert.equal((await runCli(stack, ["not an id!"])).code, 2);
-        assert.equal((await runCli(stack, [crypto.randomUUID()])).code, 2);
-        assert.equal((await runCli(stack, [])).code, 2);
+        assert.equal((await runDoctorCli(stack, ["not an id!"])).code, 2);
+        assert.equal(
+          (await runDoctorCli(stack, [crypto.randomUUID()])).code,
+          2,
+        );
+        assert.equal((await runDoctorCli(stack, [])).code, 2);
       },
     );
   } finally {

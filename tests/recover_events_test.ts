@@ -18,26 +18,12 @@ import {
   sandboxEvents,
   startAlertReceiver,
   subscriptionControl,
+  withoutWebhooks,
 } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 import { type Sweeper, sweeper } from "./_sweep.ts";
 
 const RECOVERED = "Stripe events recovered by the sweep";
-
-/** Runs `fn` while Stripe's events reach nobody (a lost webhook), then reconnects. */
-async function withoutWebhooks<T>(
-  stack: TestStack,
-  fn: () => Promise<T>,
-): Promise<T> {
-  stack.stripe.setWebhookUrl(undefined);
-  try {
-    return await fn();
-  } finally {
-    stack.stripe.setWebhookUrl(
-      `${stack.gateway.url}/functions/v1/stripe-webhook`,
-    );
-  }
-}
 
 /** A sweep once the undelivered events are past their delivery grace. */
 async function sweepLater(s: Sweeper) {

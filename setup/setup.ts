@@ -21,7 +21,7 @@ import {
 import { eggEnvironment } from "../supabase/functions/_shared/panel/server_spec.ts";
 import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 // The panel's own Laravel rules, as the sandbox panel implements them (pure code).
-import { validate } from "../local/panel-sandbox/_validation.ts";
+import { validate } from "./laravel_validation.ts";
 import {
   type Catalogue,
   type CataloguePlan,

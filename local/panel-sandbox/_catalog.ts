@@ -24,7 +24,7 @@ import {
   nodeAttributes,
   paginate,
 } from "./_transform.ts";
-import { validate } from "./_validation.ts";
+import { validate } from "../../setup/laravel_validation.ts";
 
 /** PHP's reading of a query string: `a[]=1&a[]=2` and `a[k]=v` become arrays. */
 export function phpQuery(url: URL): Record<string, unknown> {

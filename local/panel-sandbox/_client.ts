@@ -13,7 +13,7 @@ import {
   stateConflict,
 } from "./_errors.ts";
 import { isInstalled, type PanelServer, setPower } from "./_state.ts";
-import { validate } from "./_validation.ts";
+import { validate } from "../../setup/laravel_validation.ts";
 
 /** Why `Server::validateCurrentState` refuses the server, in the panel's order. */
 function conflictOf(

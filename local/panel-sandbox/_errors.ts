@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ValidationFailure } from "./_validation.ts";
+import type { ValidationFailure } from "../../setup/laravel_validation.ts";
 
 /** One entry of the panel's `errors` array. */
 export interface PanelErrorEntry {

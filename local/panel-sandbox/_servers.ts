@@ -30,7 +30,7 @@ import {
   readPath,
   type Rule,
   validate,
-} from "./_validation.ts";
+} from "../../setup/laravel_validation.ts";
 
 function exists(name: string, test: (value: string) => boolean): CustomRule {
   return {

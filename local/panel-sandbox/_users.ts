@@ -15,7 +15,11 @@ import {
 import { assertValid, displayError, json, notFound } from "./_errors.ts";
 import { makeUser, now, type PanelUser } from "./_state.ts";
 import { item, paginate, userAttributes } from "./_transform.ts";
-import { type CustomRule, type Rule, validate } from "./_validation.ts";
+import {
+  type CustomRule,
+  type Rule,
+  validate,
+} from "../../setup/laravel_validation.ts";
 
 const LANGUAGES = ["en", "de", "es", "fr", "it", "nl", "pl", "pt", "ru", "sv"];
 

@@ -1,6 +1,8 @@
 /**
  * A small Laravel validator: the subset of rules the panel's requests and egg
- * variables use, with Laravel's messages, implicit-rule and `nullable` semantics.
+ * variables use, with Laravel's messages, implicit-rule and `nullable` semantics. Setup
+ * checks a plan's environment against an egg's rules with it (as the real panel will),
+ * and the local panel sandbox validates its requests with it.
  *
  * @module
  */

@@ -25,7 +25,7 @@ import {
   viewOf,
 } from "../_shared/panel/converge.ts";
 import type { Sql } from "../_shared/platform/db.ts";
-import { DomainError } from "../_shared/platform/errors.ts";
+import { DomainError, HttpError } from "../_shared/platform/errors.ts";
 import {
   type Handler,
   json,
@@ -305,9 +305,17 @@ export function createSyncHandler(deps: SyncDeps): Handler {
 
   async function runUser(req: Request): Promise<Response> {
     const user = await deps.verifyUser(req);
-    // The function's one body shape: a customer's order_id or lift_suspension is
-    // ignored, but a malformed body is refused as it is from the service.
-    await readJson(req, SyncRequest, { optional: true });
+    // The function's one body shape: a customer's order_id is ignored (they get all
+    // of their orders), a malformed body is refused as it is from the service, and
+    // lifting a suspension is the operators' alone.
+    const body = await readJson(req, SyncRequest, { optional: true });
+    if (body.lift_suspension) {
+      throw new HttpError(
+        403,
+        "forbidden",
+        "Only the shop's operators can lift a suspension",
+      );
+    }
     const log = deps.log.child({ user_id: user.id });
     const { converge } = connect();
     let orders = await ordersOfUser(deps.sql, user.id);

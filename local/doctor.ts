@@ -61,24 +61,17 @@ export async function doctorEnvironment(own: Env): Promise<Env> {
   }
 }
 
-/** `--config`: the configuration checks. */
-async function configMain(asJson: boolean): Promise<number> {
-  const env = await doctorEnvironment(Deno.env.toObject());
-  const url = env.DB_POOLER_URL || env.SUPABASE_DB_URL;
-  if (!url) {
-    console.error(
-      "SUPABASE_DB_URL (or DB_POOLER_URL) is not set: set the production variables, or run `npm start` for a local .env.local",
-    );
-    return 2;
-  }
+/**
+ * Runs `work` over a short-lived connection to `url`; a database it cannot read is exit
+ * status 2, as a side the doctor could not reach.
+ */
+async function withDatabase(
+  url: string,
+  work: (sql: ReturnType<typeof connect>) => Promise<number>,
+): Promise<number> {
   const sql = connect(url, { max: 2, applicationName: "doctor" });
   try {
-    const checks = configChecks(await gatherConfigFacts({ env, sql }));
-    const color = Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR");
-    console.log(
-      asJson ? renderConfigJson(checks) : renderConfigText(checks, { color }),
-    );
-    return configExitStatus(checks);
+    return await work(sql);
   } catch (error) {
     console.error(
       `The database could not be read: ${
@@ -89,6 +82,32 @@ async function configMain(asJson: boolean): Promise<number> {
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/** Whether to colour: a terminal, and NO_COLOR unset. */
+function colour(): boolean {
+  return Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR");
+}
+
+/** `--config`: the configuration checks. */
+async function configMain(asJson: boolean): Promise<number> {
+  const env = await doctorEnvironment(Deno.env.toObject());
+  const url = env.DB_POOLER_URL || env.SUPABASE_DB_URL;
+  if (!url) {
+    console.error(
+      "SUPABASE_DB_URL (or DB_POOLER_URL) is not set: set the production variables, or run `npm start` for a local .env.local",
+    );
+    return 2;
+  }
+  return await withDatabase(url, async (sql) => {
+    const checks = configChecks(await gatherConfigFacts({ env, sql }));
+    console.log(
+      asJson
+        ? renderConfigJson(checks)
+        : renderConfigText(checks, { color: colour() }),
+    );
+    return configExitStatus(checks);
+  });
 }
 
 async function main(args: string[]): Promise<number> {
@@ -110,31 +129,17 @@ async function main(args: string[]): Promise<number> {
     );
     return 2;
   }
-  const sql = connect(databaseUrl(config), {
-    max: 2,
-    applicationName: "doctor",
-  });
-  try {
+  return await withDatabase(databaseUrl(config), async (sql) => {
     const result = await runDoctor({
       sql,
       ...doctorClients(config),
       supabaseUrl: config.SUPABASE_URL,
     }, rest[0]);
-    const color = Deno.stdout.isTerminal() && !Deno.env.get("NO_COLOR");
     if (asJson && !result.badInput) console.log(renderJson(result));
     else if (result.badInput) console.error(`${result.badInput}\n${USAGE}`);
-    else console.log(renderText(result, { color }));
+    else console.log(renderText(result, { color: colour() }));
     return exitStatus(result);
-  } catch (error) {
-    console.error(
-      `The database could not be read: ${
-        error instanceof Error ? error.message : String(error)
-      }`,
-    );
-    return 2;
-  } finally {
-    await sql.end({ timeout: 5 });
-  }
+  });
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

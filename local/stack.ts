@@ -295,10 +295,14 @@ function startSweepTimer(
       log.error("Sweep could not run", { error });
     }
   };
-  const timer = setInterval(() => {
+  const tick = () => {
     if (running) return;
     running = run().finally(() => running = null);
-  }, intervalMs);
+  };
+  // One sweep at start too: after a restart, work left by the last run (and the
+  // doctor's "sweep ran recently" check) does not wait a whole interval.
+  tick();
+  const timer = setInterval(tick, intervalMs);
   return {
     async stop() {
       clearInterval(timer);

@@ -222,7 +222,12 @@ const CASES: TableCase[] = [
 // Every privilege each API role holds in public, tables, views, sequences and functions
 // alike (also through PUBLIC): exactly these, nothing else. A migration adding an object
 // an API role may use adds it here.
-const API_READS = ["plans:SELECT", "plan_prices:SELECT", "regions:SELECT"];
+const API_READS = [
+  "plans:SELECT",
+  "plan_prices:SELECT",
+  "plan_region_availability:SELECT",
+  "regions:SELECT",
+];
 const SERVICE_TABLES = [
   "external_accounts",
   "order_invoices",
@@ -300,6 +305,7 @@ const PRIVILEGES: Record<
     "order_status_words(order_status):EXECUTE",
     "order_transition_allowed(order_status,order_status):EXECUTE",
     "plan_availability(text):EXECUTE",
+    "plan_region_availability:SELECT",
   ],
 };
 
@@ -482,6 +488,38 @@ Deno.test("grants and row level security: anon, user A, user B and service_role 
           "eu-west",
           true,
         ], ["us-east", true]]);
+      },
+    );
+
+    await t.step(
+      "anyone reads availability per plan and region, and nothing about nodes",
+      async () => {
+        const read = async (soldOutRegion?: string) => {
+          try {
+            await sql.begin(async (tx) => {
+              if (soldOutRegion) {
+                await tx`update public.ptero_nodes set enabled = false
+                  where region = ${soldOutRegion}`;
+              }
+              await tx`select set_config('role', 'anon', true)`;
+              const rows = await tx<Record<string, unknown>[]>`
+                select * from public.plan_region_availability
+                where plan_id = 'mc-java-2gb' order by region`;
+              throw new Rollback(JSON.stringify(rows));
+            });
+          } catch (error) {
+            if (error instanceof Rollback) return JSON.parse(error.message);
+            throw error;
+          }
+        };
+        assert.deepEqual(await read(), [
+          { plan_id: "mc-java-2gb", region: "eu-west", available: true },
+          { plan_id: "mc-java-2gb", region: "us-east", available: true },
+        ]);
+        assert.deepEqual(await read("us-east"), [
+          { plan_id: "mc-java-2gb", region: "eu-west", available: true },
+          { plan_id: "mc-java-2gb", region: "us-east", available: false },
+        ]);
       },
     );
 

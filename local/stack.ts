@@ -31,6 +31,7 @@ import {
   startStripeSandbox,
   type StripeSandbox,
 } from "./stripe-sandbox/mod.ts";
+import { startRestApi } from "./rest.ts";
 import { registerWebhookEndpoint } from "./webhook_endpoint.ts";
 
 /** Fixed ports of `npm start` (Supabase's own defaults where it has them). */
@@ -199,17 +200,32 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     stops.push(() => panel.close());
 
     const dbUrl = databaseUrl;
+    const apiKeys = apiKeyEnv(keys, keyMode);
+    const rest = await startRestApi({
+      databaseUrl: dbUrl,
+      publicJwk: keys.publicJwk,
+      keys: {
+        publishableKeys: apiKeys.SUPABASE_PUBLISHABLE_KEYS
+          ? [keys.publishableKey]
+          : [],
+        secretKeys: apiKeys.SUPABASE_SECRET_KEYS ? [keys.secretKey] : [],
+        anonKey: apiKeys.SUPABASE_ANON_KEY,
+        serviceRoleKey: apiKeys.SUPABASE_SERVICE_ROLE_KEY,
+      },
+    });
+    stops.push(() => rest.close());
     let env: Env = {};
     const gateway = await startGateway({
       port: ports.gateway,
       publicJwk: keys.publicJwk,
       log,
       functionLog: options.functionLog,
+      rest,
       env: (url) => {
         env = {
           SUPABASE_URL: url,
           SUPABASE_DB_URL: dbUrl,
-          ...apiKeyEnv(keys, keyMode),
+          ...apiKeys,
           SUPABASE_JWKS: JSON.stringify({ keys: [keys.publicJwk] }),
           STRIPE_SECRET_KEY: keys.stripeSecretKey,
           STRIPE_WEBHOOK_SECRET: keys.stripeWebhookSecret,

@@ -5,6 +5,7 @@
  * @module
  */
 import { FUNCTIONS } from "../_shared/manifest.ts";
+import type { PanelUserResponse } from "../_shared/contract.ts";
 import { z } from "zod";
 import {
   createUserVerifier,
@@ -54,12 +55,14 @@ export function createPanelUserHandler(deps: PanelUserDeps): Handler {
         user_id: user.id,
         created: account.created,
       });
-      return json({
-        ptero_user_id: account.pteroUserId,
-        username: account.username,
-        panel_url: deps.panel.url,
-        created: account.created,
-      });
+      return json(
+        {
+          ptero_user_id: account.pteroUserId,
+          username: account.username,
+          panel_url: deps.panel.url,
+          created: account.created,
+        } satisfies PanelUserResponse,
+      );
     } catch (error) {
       if (error instanceof DomainError && error.code === "user_not_found") {
         // A validly signed token of a deleted user: the session is no longer valid.

@@ -8,6 +8,7 @@
  * @module
  */
 import { FUNCTIONS } from "../_shared/manifest.ts";
+import type { OrderView, SyncResponse } from "../_shared/contract.ts";
 import { z } from "zod";
 import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
@@ -98,26 +99,6 @@ const SyncRequest = z.strictObject({
   message: "lift_suspension needs an order_id",
   path: ["order_id"],
 });
-
-/** The customer's view of one order. */
-export interface OrderView {
-  order_id: string;
-  server_name: string;
-  plan_id: string;
-  region: string;
-  status: Order["status"];
-  message: string;
-  server: {
-    identifier: string | null;
-    panel_status: Order["panel_state"];
-    live_state: string | null;
-  };
-  limits: { memory_mb: number; disk_mb: number };
-  paid_until: string | null;
-  cancel_at_period_end: boolean;
-  suspend_reason: Order["suspend_reason"];
-  delete_at: string | null;
-}
 
 /** Builds the handler. */
 export function createSyncHandler(deps: SyncDeps): Handler {
@@ -345,11 +326,17 @@ export function createSyncHandler(deps: SyncDeps): Handler {
         limits: { memory_mb: order.memory_mb, disk_mb: order.disk_mb },
         paid_until: order.paid_until?.toISOString() ?? null,
         cancel_at_period_end: order.cancel_at_period_end,
+        // A cancellation at period end takes effect when the paid period ends.
+        cancel_at: order.cancel_at_period_end
+          ? order.paid_until?.toISOString() ?? null
+          : null,
         suspend_reason: order.suspend_reason,
         delete_at: order.delete_at?.toISOString() ?? null,
+        // Plan changes arrive with change-server-plan; until then an order has none.
+        plan_change: null,
       });
     }
-    return json({ orders: views });
+    return json({ orders: views } satisfies SyncResponse);
   }
 
   return withErrorHandling(

@@ -9,21 +9,14 @@
  */
 import type { Sql, Tx } from "../platform/db.ts";
 import { scrubSecrets, scrubValue } from "../platform/scrub.ts";
+import type { OrderStatus, PanelState, SuspendReason } from "../contract.ts";
 
-/** Every status an order can be in. */
-export const ORDER_STATUSES = [
-  "pending",
-  "paid",
-  "provisioning",
-  "installing",
-  "active",
-  "error",
-  "suspended",
-  "canceled",
-  "expired",
-] as const;
-/** An order's status. */
-export type OrderStatus = typeof ORDER_STATUSES[number];
+export {
+  ORDER_STATUSES,
+  type OrderStatus,
+  type PanelState,
+  type SuspendReason,
+} from "../contract.ts";
 
 /** One row of `public.orders`. */
 export interface Order {
@@ -78,16 +71,6 @@ export interface Order {
 
 /** What the panel should show for an order's server. */
 export type PanelTarget = "running" | "suspended" | "deleted";
-/** Why a server is (to be) suspended; only `billing` lifts on payment. */
-export type SuspendReason = "billing" | "dispute" | "canceled" | "admin";
-/** What the panel showed last for an order's server. */
-export type PanelState =
-  | "installing"
-  | "installed"
-  | "install_failed"
-  | "suspended"
-  | "missing"
-  | "deleted";
 
 /** Columns a change may set besides the status (identity and sale stay fixed). */
 export type OrderFields = Partial<

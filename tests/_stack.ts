@@ -67,7 +67,7 @@ export async function startTestStack(
   try {
     stack = await startStack({
       databaseUrl: db.url,
-      ports: { gateway: 0, stripe: 0, panel: 0 },
+      ports: { gateway: 0, stripe: 0, panel: 0, storefront: 0 },
       panelInstallDelayMs: 100,
       ephemeralKeys: true,
       stripeRetryDelaysMs: [20, 40, 80],

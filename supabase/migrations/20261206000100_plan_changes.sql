@@ -183,3 +183,14 @@ left join lateral (
   where node_id = n.id and status in ('requested', 'awaiting_payment')
 ) c on true
 where n.enabled;
+
+-- Plan changes have their own timeline rows.
+alter table public.order_events drop constraint order_events_kind_check;
+alter table public.order_events add constraint order_events_kind_check check (kind in (
+  'status', 'checkout', 'payment', 'provision_attempt', 'panel', 'alert', 'note',
+  'plan_change'));
+
+-- The owner reads their order's limits and a coming cancellation, like its other
+-- customer-facing columns.
+grant select (cpu_percent, swap_mb, io_weight, databases, backups, allocations, cancel_at)
+  on table public.orders to authenticated;

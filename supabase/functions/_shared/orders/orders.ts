@@ -221,7 +221,8 @@ export type OrderEventKind =
   | "provision_attempt"
   | "panel"
   | "alert"
-  | "note";
+  | "note"
+  | "plan_change";
 
 /** A timeline row to record. */
 export interface OrderEvent {

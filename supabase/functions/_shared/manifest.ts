@@ -35,6 +35,8 @@ export const HANDLED_EVENT_TYPES = [
   "customer.subscription.deleted",
   "customer.subscription.paused",
   "customer.subscription.resumed",
+  "customer.subscription.pending_update_applied",
+  "customer.subscription.pending_update_expired",
   "charge.dispute.created",
   "charge.refunded",
 ] as const;
@@ -86,6 +88,15 @@ export const FUNCTIONS = {
     env: supabaseServiceEnv.and(panelEnv).and(stripeEnv).and(alertEnv).and(
       lifecycleEnv,
     ),
+  },
+  "change-server-plan": {
+    caller: "user or service",
+    // Stripe for the subscription; the panel's client API reads the disk in use.
+    env: supabaseServiceEnv.and(stripeEnv).and(panelEnv).and(alertEnv),
+  },
+  "create-billing-portal-session": {
+    caller: "user",
+    env: supabaseUserEnv.and(stripeEnv).and(siteEnv),
   },
   "order-doctor": {
     caller: "service",

@@ -189,6 +189,8 @@ function namedSubscription(event: ShopEvent): string | null {
     case "customer.subscription.deleted":
     case "customer.subscription.paused":
     case "customer.subscription.resumed":
+    case "customer.subscription.pending_update_applied":
+    case "customer.subscription.pending_update_expired":
       return event.subscription.id;
     default:
       return null;

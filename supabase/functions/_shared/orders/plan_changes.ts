@@ -362,3 +362,55 @@ export function planChangeView(change: PlanChange): PlanChangeView {
     message: changeWords(change),
   };
 }
+
+/** What a subscription read from Stripe says about a plan change on its way. */
+export interface BilledPrice {
+  /** The price the subscription bills now. */
+  priceId: string | null;
+  /** A change still waits for its invoice. */
+  pendingUpdate: boolean;
+}
+
+/**
+ * Follows the order's change on its way from the subscription as Stripe has it now
+ * (any subscription event, or the sweep's read): billing the new price with nothing
+ * pending applies it (an upgrade paid, a downgrade at its renewal); an upgrade whose
+ * pending update is gone while the old price stays has expired, and its room is let
+ * go. Answers what happened, or null.
+ */
+export async function settlePlanChange(
+  tx: Tx,
+  orderId: string,
+  billed: BilledPrice,
+  options: { actor: string; now: Date; detail?: Record<string, unknown> },
+): Promise<"applied" | "expired" | null> {
+  const change = await openPlanChange(tx, orderId, { lock: true });
+  if (!change || billed.priceId === null) return null;
+  if (billed.priceId === change.to_price_id && !billed.pendingUpdate) {
+    const order = await applyPlanChange(tx, change, {
+      actor: options.actor,
+      now: options.now,
+      message: change.kind === "upgrade"
+        ? `Upgrade to ${change.to_plan_id} paid: the subscription bills ${change.to_price_id}`
+        : `Downgrade to ${change.to_plan_id} took effect: the subscription bills ${change.to_price_id}`,
+    });
+    return order ? "applied" : null;
+  }
+  if (
+    change.status === "awaiting_payment" && !billed.pendingUpdate &&
+    billed.priceId === change.from_price_id
+  ) {
+    const moved = await movePlanChange(tx, change, {
+      from: ["awaiting_payment"],
+      to: "expired",
+      actor: options.actor,
+      message:
+        `Upgrade to ${change.to_plan_id} expired unpaid: the subscription stays on ${change.from_price_id}; its room is released`,
+      customerMessage:
+        "The upgrade's payment did not come through: your plan is unchanged and nothing more is charged",
+      detail: options.detail,
+    });
+    return moved ? "expired" : null;
+  }
+  return null;
+}

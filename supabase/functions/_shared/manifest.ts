@@ -53,6 +53,12 @@ export const checkoutEnv = z.object({
   MAX_OPEN_CHECKOUTS: z.coerce.number().int().min(1).max(1000).default(5),
 });
 
+/** The customer portal's own settings. */
+export const portalEnv = z.object({
+  /** A portal configuration without plan switches (`npm run setup` prints its id). */
+  STRIPE_PORTAL_CONFIGURATION: z.string().regex(/^bpc_\w+$/).optional(),
+});
+
 /** Who may call a function. */
 export type Caller = "user" | "stripe" | "service" | "user or service";
 
@@ -96,7 +102,7 @@ export const FUNCTIONS = {
   },
   "create-billing-portal-session": {
     caller: "user",
-    env: supabaseUserEnv.and(stripeEnv).and(siteEnv),
+    env: supabaseUserEnv.and(stripeEnv).and(siteEnv).and(portalEnv),
   },
   "order-doctor": {
     caller: "service",

@@ -60,6 +60,7 @@ Deno.test("panel sandbox validates build changes like panel v1.11", async (t) =>
       body: serverPayload(),
     });
     const id = Number(at(created.body, "attributes.id"));
+    await waitForInstall(panel, id);
     const before = structuredClone(
       panel.state().servers.find((s) => s.id === id),
     );

@@ -43,9 +43,14 @@ function errors(body: unknown): unknown[] {
 }
 
 async function patchBuild(panel: PanelSandbox, id: number, body: unknown) {
-  return await callPanel(panel, "PATCH", `/api/application/servers/${id}/build`, {
-    body,
-  });
+  return await callPanel(
+    panel,
+    "PATCH",
+    `/api/application/servers/${id}/build`,
+    {
+      body,
+    },
+  );
 }
 
 async function nodeAllocated(panel: PanelSandbox, node: number) {
@@ -160,21 +165,27 @@ Deno.test("panel sandbox validates build changes like panel v1.11", async (t) =>
         feature_limits: { databases: 0, backups: 1 },
       });
       assert.equal(r.status, 422);
-      assert.deepEqual(errors(r.body).map((e) => (e as unknown[]).slice(2, 4)), [
-        ["limits.swap", "required_with"],
-        ["limits.io", "between"],
-        ["limits.cpu", "required_with"],
-        ["limits.disk", "required_with"],
-      ]);
+      assert.deepEqual(
+        errors(r.body).map((e) => (e as unknown[]).slice(2, 4)),
+        [
+          ["limits.swap", "required_with"],
+          ["limits.io", "between"],
+          ["limits.cpu", "required_with"],
+          ["limits.disk", "required_with"],
+        ],
+      );
       unchanged();
     });
 
     await t.step("threads must match the panel's pattern", async () => {
       const r = await patchBuild(panel, id, build({ threads: "0-1;2" }));
       assert.equal(r.status, 422);
-      assert.deepEqual(errors(r.body).map((e) => (e as unknown[]).slice(2, 4)), [
-        ["threads", "regex"],
-      ]);
+      assert.deepEqual(
+        errors(r.body).map((e) => (e as unknown[]).slice(2, 4)),
+        [
+          ["threads", "regex"],
+        ],
+      );
     });
 
     await t.step("an allocation of another server is 422 unique", async () => {
@@ -183,16 +194,23 @@ Deno.test("panel sandbox validates build changes like panel v1.11", async (t) =>
       });
       const r = await patchBuild(panel, id, build({ allocation: 2 }));
       assert.equal(r.status, 422);
-      assert.deepEqual(errors(r.body).map((e) => (e as unknown[]).slice(2, 4)), [
-        ["allocation", "unique"],
-      ]);
+      assert.deepEqual(
+        errors(r.body).map((e) => (e as unknown[]).slice(2, 4)),
+        [
+          ["allocation", "unique"],
+        ],
+      );
       unchanged();
     });
 
     await t.step(
-      "a default allocation not the server's is 400 DisplayException",
+      "a default allocation not the server's is 400 and adds nothing",
       async () => {
-        const r = await patchBuild(panel, id, build({ allocation: 3 }));
+        const r = await patchBuild(
+          panel,
+          id,
+          build({ allocation: 3, add_allocations: [8] }),
+        );
         assert.equal(r.status, 400);
         assert.deepEqual(errors(r.body), [[
           "DisplayException",
@@ -202,11 +220,16 @@ Deno.test("panel sandbox validates build changes like panel v1.11", async (t) =>
           "The requested default allocation is not currently assigned to this server.",
         ]]);
         unchanged();
+        // The transaction is rolled back: allocation 8 was not added.
+        assert.equal(
+          panel.state().allocations.find((a) => a.id === 8)?.server_id,
+          null,
+        );
       },
     );
 
     await t.step(
-      "removing the default without a fallback is 400 and adds nothing",
+      "removing the default without a fallback is 400",
       async () => {
         const r = await patchBuild(
           panel,
@@ -222,14 +245,22 @@ Deno.test("panel sandbox validates build changes like panel v1.11", async (t) =>
         const r2 = await patchBuild(
           panel,
           id,
-          build({ add_allocations: [4], allocation: 4, remove_allocations: [9] }),
+          build({
+            add_allocations: [4],
+            allocation: 4,
+            remove_allocations: [9],
+          }),
         );
         assert.equal(r2.status, 200);
         assert.equal(at(r2.body, "attributes.allocation"), 4);
         const bad = await patchBuild(
           panel,
           id,
-          build({ allocation: 4, add_allocations: [5], remove_allocations: [5] }),
+          build({
+            allocation: 4,
+            add_allocations: [5],
+            remove_allocations: [5],
+          }),
         );
         assert.equal(bad.status, 200);
         // An id both added and removed stays added, as the panel's query does.
@@ -240,36 +271,46 @@ Deno.test("panel sandbox validates build changes like panel v1.11", async (t) =>
       },
     );
 
-    await t.step("a removed default falls back to the first added", async () => {
-      const r = await patchBuild(
-        panel,
-        id,
-        build({ allocation: 4, add_allocations: [7, 6], remove_allocations: [4] }),
-      );
-      assert.equal(r.status, 200);
-      assert.equal(at(r.body, "attributes.allocation"), 6);
-      assert.equal(
-        panel.state().allocations.find((a) => a.id === 4)?.server_id,
-        null,
-      );
-    });
+    await t.step(
+      "a removed default falls back to the first added",
+      async () => {
+        const r = await patchBuild(
+          panel,
+          id,
+          build({
+            allocation: 4,
+            add_allocations: [7, 6],
+            remove_allocations: [4],
+          }),
+        );
+        assert.equal(r.status, 200);
+        assert.equal(at(r.body, "attributes.allocation"), 6);
+        assert.equal(
+          panel.state().allocations.find((a) => a.id === 4)?.server_id,
+          null,
+        );
+      },
+    );
 
-    await t.step("nested limits win; omitted allocations is unlimited", async () => {
-      const r = await patchBuild(panel, id, {
-        allocation: 6,
-        memory: 1,
-        limits: { memory: 6144, swap: -1, disk: 30000, io: 1000, cpu: 0 },
-        feature_limits: { databases: null, backups: null },
-        oom_disabled: false,
-      });
-      assert.equal(r.status, 200, JSON.stringify(r.body));
-      assert.equal(at(r.body, "attributes.limits.memory"), 6144);
-      assert.equal(at(r.body, "attributes.limits.swap"), -1);
-      assert.equal(at(r.body, "attributes.limits.oom_disabled"), false);
-      assert.equal(at(r.body, "attributes.feature_limits.databases"), null);
-      assert.equal(at(r.body, "attributes.feature_limits.allocations"), null);
-      assert.equal(at(r.body, "attributes.feature_limits.backups"), 0);
-    });
+    await t.step(
+      "nested limits win; omitted allocations is unlimited",
+      async () => {
+        const r = await patchBuild(panel, id, {
+          allocation: 6,
+          memory: 1,
+          limits: { memory: 6144, swap: -1, disk: 30000, io: 1000, cpu: 0 },
+          feature_limits: { databases: null, backups: null },
+          oom_disabled: false,
+        });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        assert.equal(at(r.body, "attributes.limits.memory"), 6144);
+        assert.equal(at(r.body, "attributes.limits.swap"), -1);
+        assert.equal(at(r.body, "attributes.limits.oom_disabled"), false);
+        assert.equal(at(r.body, "attributes.feature_limits.databases"), null);
+        assert.equal(at(r.body, "attributes.feature_limits.allocations"), null);
+        assert.equal(at(r.body, "attributes.feature_limits.backups"), 0);
+      },
+    );
   } finally {
     await panel.close();
   }
@@ -359,18 +400,21 @@ Deno.test("panel sandbox usage control sets the client resources", async (t) => 
       assert.equal(at(stats, "memory_bytes"), 3_000_000_000);
     });
 
-    await t.step("a stopped server keeps its disk, not its memory", async () => {
-      const power = await callPanel(
-        panel,
-        "POST",
-        `/api/client/servers/${identifier}/power`,
-        { key: TEST_KEYS.client, body: { signal: "stop" } },
-      );
-      assert.equal(power.status, 204);
-      const stats = await resources();
-      assert.equal(at(stats, "disk_bytes"), 15_000_000_000);
-      assert.equal(at(stats, "memory_bytes"), 0);
-    });
+    await t.step(
+      "a stopped server keeps its disk, not its memory",
+      async () => {
+        const power = await callPanel(
+          panel,
+          "POST",
+          `/api/client/servers/${identifier}/power`,
+          { key: TEST_KEYS.client, body: { signal: "stop" } },
+        );
+        assert.equal(power.status, 204);
+        const stats = await resources();
+        assert.equal(at(stats, "disk_bytes"), 15_000_000_000);
+        assert.equal(at(stats, "memory_bytes"), 0);
+      },
+    );
 
     await t.step("a bad usage body is 400 and changes nothing", async () => {
       const r = await usage(id, { disk_bytes: -1, memory_bytes: 1 });

@@ -444,7 +444,10 @@ export function updateBuild(ctx: Context): Response {
     server.oom_disabled = truthy(body.oom_disabled);
   }
   server.database_limit = nullableNumberAt(body, "feature_limits.databases");
-  server.allocation_limit = nullableNumberAt(body, "feature_limits.allocations");
+  server.allocation_limit = nullableNumberAt(
+    body,
+    "feature_limits.allocations",
+  );
   server.backup_limit = numberAt(body, "feature_limits.backups", 0);
   server.updated_at = now();
   return reply(ctx, server);

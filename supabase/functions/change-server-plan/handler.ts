@@ -19,14 +19,12 @@ import {
   type UserVerifier,
 } from "../_shared/platform/auth.ts";
 import { clientKey, type Env } from "../_shared/platform/config.ts";
-import type { Sql } from "../_shared/platform/db.ts";
 import {
   type Handler,
   json,
   readJson,
   withErrorHandling,
 } from "../_shared/platform/http.ts";
-import type { Logger } from "../_shared/platform/log.ts";
 import { planChangeView } from "../_shared/orders/plan_changes.ts";
 import {
   cancelPlanChange,
@@ -35,7 +33,12 @@ import {
   quotePlanChange,
   requestPlanChange,
 } from "../_shared/plan_change/flow.ts";
-import { panelClientApiFromConfig } from "../_shared/panel/client.ts";
+import {
+  type PanelClient,
+  panelClientApiFromConfig,
+  panelFromConfig,
+} from "../_shared/panel/client.ts";
+import { convergeDue } from "../_shared/panel/converge.ts";
 import { createStripe } from "../_shared/stripe/client.ts";
 import {
   type WiredFunction,
@@ -49,6 +52,8 @@ import {
 
 /** What the handler needs. */
 export interface ChangePlanDeps extends PlanChangeDeps {
+  /** The panel's application API: a paid upgrade's build is changed at once. */
+  panel: PanelClient;
   verifyUser: UserVerifier;
   credentials: ServiceCredentials;
 }
@@ -101,6 +106,10 @@ export function createChangePlanHandler(deps: ChangePlanDeps): Handler {
       outcome,
     });
     if (outcome === "awaiting_payment") throw paymentFailed(change);
+    if (outcome === "applied") {
+      // Paid: the server's build follows now (the sweep retries a failure).
+      await convergeDue(deps, { actor, orderId: change.order_id });
+    }
     return json(
       { change: planChangeView(change) },
       change.kind === "upgrade" ? 202 : 200,
@@ -120,15 +129,16 @@ export function changePlanFromEnv(
     options,
     ({ config, sql, log }) =>
       createChangePlanHandler({
-        sql: sql as Sql,
+        sql,
         stripe: createStripe(config.STRIPE_SECRET_KEY, config.STRIPE_API_BASE),
+        panel: panelFromConfig(config),
         client: panelClientApiFromConfig(config),
         alert: createAlerter({
           sql,
           log,
           webhookUrl: config.ALERT_WEBHOOK_URL,
         }),
-        log: log as Logger,
+        log,
         verifyUser: createUserVerifier(config.SUPABASE_URL, clientKey(config)),
         credentials: serviceCredentials(config),
       }),

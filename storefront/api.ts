@@ -294,6 +294,17 @@ export function confirmPlanChange(
   }, ChangePlanResponse);
 }
 
+/** `change-server-plan` with `cancel: true`: cancels a scheduled downgrade. */
+export function cancelPlanChange(
+  shop: Shop,
+  orderId: string,
+): Promise<ChangePlanResponse> {
+  return call(shop, "change-server-plan", {
+    order_id: orderId,
+    cancel: true,
+  }, ChangePlanResponse);
+}
+
 /** `create-billing-portal-session`: Stripe's customer portal for an order's subscription. */
 export function openBillingPortal(
   shop: Shop,

@@ -12,6 +12,7 @@ import type {
   Term,
 } from "../supabase/functions/_shared/contract.ts";
 import {
+  cancelPlanChange,
   type Catalogue,
   confirmPlanChange,
   connect,
@@ -30,6 +31,8 @@ import {
 } from "./api.ts";
 import {
   changeInProgress,
+  changeOpen,
+  changeShown,
   day,
   errorWords,
   IN_PROGRESS,
@@ -416,7 +419,7 @@ function serverCard(state: State, order: OrderView): HTMLElement {
           day(order.cancel_at)
         }: the server runs until then. To keep it, undo the cancellation in Manage billing.`,
       ),
-    change && change.status !== "applied" && change.status !== "canceled" &&
+    change && changeShown(change) &&
       h(
         "p",
         { class: "plan-change" },
@@ -463,7 +466,25 @@ function actions(
     });
     box.append(billing);
   }
-  if (order.status === "active" && !changeInProgress(order.plan_change)) {
+  const change = order.plan_change;
+  if (change?.status === "scheduled") {
+    const undo = h(
+      "button",
+      { type: "button", class: "secondary" },
+      "Cancel the plan change",
+    );
+    undo.addEventListener("click", async () => {
+      error.textContent = "";
+      try {
+        await cancelPlanChange(state.shop, order.order_id);
+        await refreshServers(state);
+      } catch (e) {
+        error.textContent = wordsFor(e);
+      }
+    });
+    box.append(undo);
+  }
+  if (order.status === "active" && !changeOpen(change)) {
     box.append(changePlanForm(state, order, error));
   }
   return box;

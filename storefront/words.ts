@@ -11,6 +11,7 @@ import type {
   CHECKOUT_ERROR_CODES,
   COMMON_ERROR_CODES,
   OrderStatus,
+  PlanChangeStatus,
   PlanChangeView,
 } from "../supabase/functions/_shared/contract.ts";
 
@@ -102,10 +103,23 @@ export const IN_PROGRESS: readonly OrderStatus[] = [
   "installing",
 ];
 
-/** Plan change states still moving. */
+const MOVING: readonly PlanChangeStatus[] = ["requested", "awaiting_payment"];
+const OPEN: readonly PlanChangeStatus[] = [...MOVING, "scheduled"];
+const SHOWN: readonly PlanChangeStatus[] = [...OPEN, "failed", "expired"];
+
+/** A plan change still moving: the page refreshes while one shows. */
 export function changeInProgress(change: PlanChangeView | null): boolean {
-  return change !== null &&
-    ["awaiting_payment", "applying"].includes(change.status);
+  return change !== null && MOVING.includes(change.status);
+}
+
+/** A plan change not yet ended: no other change can start meanwhile. */
+export function changeOpen(change: PlanChangeView | null): boolean {
+  return change !== null && OPEN.includes(change.status);
+}
+
+/** Whether the customer should read about the order's latest plan change. */
+export function changeShown(change: PlanChangeView | null): boolean {
+  return change !== null && SHOWN.includes(change.status);
 }
 
 /** An amount in a currency, e.g. `4.99 USD`. */

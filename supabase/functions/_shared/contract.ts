@@ -138,31 +138,57 @@ export type PanelUserResponse = z.infer<typeof PanelUserResponse>;
 // ---------------------------------------------------------------------------------
 // change-server-plan (user JWT)
 
-/** `change-server-plan` request: a preview, a change, or canceling a scheduled one. */
-export const ChangePlanRequest = z.union([
+/** `change-server-plan` request: a change (or its preview), or canceling a scheduled one. */
+export const ChangeServerPlanRequest = z.union([
   z.strictObject({
     order_id: z.uuid(),
-    plan_id: z.string().trim().min(1).max(64).regex(PRINTABLE),
+    plan_id: z.string().trim().min(1).max(64).regex(
+      PRINTABLE,
+      "must not contain control characters",
+    ),
     preview: z.boolean().optional(),
   }),
-  z.strictObject({ order_id: z.uuid(), cancel: z.literal(true) }),
+  z.strictObject({
+    order_id: z.uuid(),
+    /** Cancels the order's scheduled downgrade. */
+    cancel: z.literal(true),
+  }),
 ]);
 /** `change-server-plan` request. */
-export type ChangePlanRequest = z.infer<typeof ChangePlanRequest>;
+export type ChangeServerPlanRequest = z.infer<typeof ChangeServerPlanRequest>;
 
-const PlanChangeKind = z.enum(["upgrade", "downgrade"]);
+/** Upgrades are charged and applied now; downgrades wait for the period's end. */
+export const PLAN_CHANGE_KINDS = ["upgrade", "downgrade"] as const;
+/** Upgrade or downgrade. */
+export type PlanChangeKind = typeof PLAN_CHANGE_KINDS[number];
+
+/** Where a plan change is. */
+export const PLAN_CHANGE_STATUSES = [
+  "requested",
+  "awaiting_payment",
+  "scheduled",
+  "applied",
+  "failed",
+  "canceled",
+  "expired",
+] as const;
+/** A plan change's status. */
+export type PlanChangeStatus = typeof PLAN_CHANGE_STATUSES[number];
 
 /** What a plan change would do, before the customer confirms it. */
 export const PlanChangePreview = z.object({
-  kind: PlanChangeKind,
+  kind: z.enum(PLAN_CHANGE_KINDS),
   order_id: z.uuid(),
   from_plan_id: z.string(),
   to_plan_id: z.string(),
+  /** What is charged now (Stripe's proration preview), in the currency's cents. */
   amount_due_cents: z.number().int(),
   currency: z.string(),
+  /** An upgrade takes effect now; a downgrade at the end of the paid period. */
   effective: z.enum(["now", "period_end"]),
   effective_at: z.iso.datetime({ offset: true }).nullable(),
   limits: z.object({ memory_mb: z.number().int(), disk_mb: z.number().int() }),
+  /** Memory a game reads at start (Java's heap) changes at its next restart. */
   restart_needed: z.boolean(),
 });
 /** A plan change's preview. */
@@ -171,17 +197,10 @@ export type PlanChangePreview = z.infer<typeof PlanChangePreview>;
 /** A plan change as the customer sees it (`message` in customer words). */
 export const PlanChangeView = z.object({
   id: z.string(),
-  kind: PlanChangeKind,
+  kind: z.enum(PLAN_CHANGE_KINDS),
   from_plan_id: z.string(),
   to_plan_id: z.string(),
-  status: z.enum([
-    "awaiting_payment",
-    "scheduled",
-    "applying",
-    "applied",
-    "failed",
-    "canceled",
-  ]),
+  status: z.enum(PLAN_CHANGE_STATUSES),
   effective_at: z.iso.datetime({ offset: true }).nullable(),
   amount_due_cents: z.number().int(),
   currency: z.string(),
@@ -223,7 +242,7 @@ export const CHANGE_PLAN_ERROR_CODES = [
 /** `create-billing-portal-session` request. */
 export const BillingPortalRequest = z.strictObject({
   order_id: z.uuid().optional(),
-  return_url: z.url().optional(),
+  return_url: z.url({ protocol: /^https?$/ }).max(2048).optional(),
 });
 /** `create-billing-portal-session` request. */
 export type BillingPortalRequest = z.infer<typeof BillingPortalRequest>;
@@ -256,14 +275,21 @@ export const OrderView = z.object({
     panel_status: z.enum(PANEL_STATES).nullable(),
     live_state: z.string().nullable(),
   }),
-  limits: z.object({ memory_mb: z.number().int(), disk_mb: z.number().int() }),
+  limits: z.object({
+    memory_mb: z.number().int(),
+    disk_mb: z.number().int(),
+    cpu_percent: z.number().int(),
+    databases: z.number().int(),
+    backups: z.number().int(),
+    allocations: z.number().int(),
+  }),
   paid_until: z.iso.datetime({ offset: true }).nullable(),
   cancel_at_period_end: z.boolean(),
   /** When a coming cancellation takes effect (cancel at period end, or Stripe's cancel_at). */
   cancel_at: z.iso.datetime({ offset: true }).nullable(),
   suspend_reason: z.enum(SUSPEND_REASONS).nullable(),
   delete_at: z.iso.datetime({ offset: true }).nullable(),
-  /** The latest plan change of the order, if any. */
+  /** The latest plan change (on its way, or how a recent one ended). */
   plan_change: PlanChangeView.nullable(),
 });
 /** The customer's view of one order. */

@@ -8,7 +8,11 @@
  * @module
  */
 import { FUNCTIONS } from "../_shared/manifest.ts";
-import type { OrderView, SyncResponse } from "../_shared/contract.ts";
+import type {
+  OrderView,
+  PlanChangeView,
+  SyncResponse,
+} from "../_shared/contract.ts";
 import { z } from "zod";
 import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
@@ -52,6 +56,11 @@ import {
   panelFromConfig,
 } from "../_shared/panel/client.ts";
 import { DEFAULT_RETRY_POLICY } from "../_shared/orders/retry.ts";
+import {
+  latestPlanChanges,
+  type PlanChange,
+  planChangeView,
+} from "../_shared/orders/plan_changes.ts";
 import { createStripe, type Stripe } from "../_shared/stripe/client.ts";
 import { sweep } from "../_shared/sweep/mod.ts";
 import {
@@ -99,6 +108,14 @@ const SyncRequest = z.strictObject({
   message: "lift_suspension needs an order_id",
   path: ["order_id"],
 });
+
+/** What a customer sees of their latest plan change: one on its way, or a recent end. */
+function planChangeOf(change: PlanChange | undefined): PlanChangeView | null {
+  if (!change) return null;
+  const recent = change.settled_at === null ||
+    Date.now() - change.settled_at.getTime() < 7 * 86_400_000;
+  return recent ? planChangeView(change) : null;
+}
 
 /** Builds the handler. */
 export function createSyncHandler(deps: SyncDeps): Handler {
@@ -309,6 +326,10 @@ export function createSyncHandler(deps: SyncDeps): Handler {
       await refresh(converge, order.id, log.child({ order_id: order.id }));
     }
     if (stale.length > 0) orders = await ordersOfUser(deps.sql, user.id);
+    const changes = await latestPlanChanges(
+      deps.sql,
+      orders.map((order) => order.id),
+    );
     const views: OrderView[] = [];
     for (const order of orders) {
       views.push({
@@ -323,17 +344,20 @@ export function createSyncHandler(deps: SyncDeps): Handler {
           panel_status: order.panel_state,
           live_state: await liveState(converge.client, order, log),
         },
-        limits: { memory_mb: order.memory_mb, disk_mb: order.disk_mb },
+        limits: {
+          memory_mb: order.memory_mb,
+          disk_mb: order.disk_mb,
+          cpu_percent: order.cpu_percent,
+          databases: order.databases,
+          backups: order.backups,
+          allocations: order.allocations,
+        },
         paid_until: order.paid_until?.toISOString() ?? null,
         cancel_at_period_end: order.cancel_at_period_end,
-        // A cancellation at period end takes effect when the paid period ends.
-        cancel_at: order.cancel_at_period_end
-          ? order.paid_until?.toISOString() ?? null
-          : null,
+        cancel_at: order.cancel_at?.toISOString() ?? null,
+        plan_change: planChangeOf(changes.get(order.id)),
         suspend_reason: order.suspend_reason,
         delete_at: order.delete_at?.toISOString() ?? null,
-        // Plan changes arrive with change-server-plan; until then an order has none.
-        plan_change: null,
       });
     }
     return json({ orders: views } satisfies SyncResponse);

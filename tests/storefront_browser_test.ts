@@ -242,6 +242,15 @@ Deno.test({
           await preview.getByRole("button", { name: /and upgrade/ }).click();
           await card.locator("dd", { hasText: "8 GB memory" }).waitFor({
             timeout: 30_000,
+          }).catch(async (error) => {
+            const changes = await stack.sql`
+              select status, customer_message from public.plan_changes
+              where order_id = ${orderId}`;
+            throw new Error(
+              `${error}\npage: ${await card.textContent()}\nchanges: ${
+                JSON.stringify(changes)
+              }`,
+            );
           });
           await screenshot(page, "09-upgraded");
           const [after] = await stack.sql<{ plan_id: string }[]>`
@@ -268,24 +277,28 @@ Deno.test({
           );
           const card = page.locator(`article[data-order="${orderId}"]`);
           await card.getByRole("button", { name: "Manage billing" }).click();
-          await page.waitForURL(`${stack.stripe.url}/**`);
+          await page.waitForURL(`${stack.stripe.url}/_sandbox/portal/**`);
           await screenshot(page, "10-billing-portal");
-          await page.getByRole("button", { name: /cancel/i }).first().click();
+          await page.getByRole("button", { name: "Cancel plan" }).click();
+          await page.getByText("cancels on").waitFor();
           await stack.idle();
-          await page.goto(stack.storefront!.url);
-          const [row] = await stack.sql<
-            { paid_until: Date }[]
-          >`select paid_until from public.orders
-            where id = ${orderId}`;
-          const date = row.paid_until.toLocaleDateString("en-US", {
+          await page.getByRole("link", { name: "Return" }).click();
+          await page.waitForURL(`${stack.storefront!.url}/**`);
+          const [row] = await stack.sql<{ cancel_at: Date | null }[]>`
+            select cancel_at from public.orders where id = ${orderId}`;
+          assert.ok(row.cancel_at, "the portal's cancel reached the order");
+          const date = row.cancel_at.toLocaleDateString("en-US", {
             year: "numeric",
             month: "long",
             day: "numeric",
             timeZone: "UTC",
           });
-          await card.locator(".cancel-notice", {
-            hasText: `Cancels on ${date}`,
-          }).waitFor();
+          await page.locator(
+            `article[data-order="${orderId}"] .cancel-notice`,
+            {
+              hasText: `Cancels on ${date}`,
+            },
+          ).waitFor();
           await screenshot(page, "11-cancel-shown");
         } finally {
           await browser.close();

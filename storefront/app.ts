@@ -120,26 +120,21 @@ function renderAccount(state: State): void {
   }
   signIn.hidden = false;
   const local = state.shop.config.local_sign_in;
-  const email = h("input", {
-    id: "email",
-    name: "email",
-    type: "email",
-    autocomplete: "email",
-    required: true,
-  }) as HTMLInputElement;
-  const error = h("p", { class: "form-error", role: "alert" });
-  const form = h(
-    "form",
-    { "aria-describedby": "sign-in-note" },
-    h("label", { for: "email" }, "Email"),
-    email,
-    h(
-      "button",
-      { type: "submit" },
-      local ? "Sign in" : "Email me a sign-in link",
-    ),
-    error,
-  );
+  const form = fieldForm({
+    label: "Email",
+    input: { id: "email", name: "email", type: "email", autocomplete: "email" },
+    button: local ? "Sign in" : "Email me a sign-in link",
+    describedBy: "sign-in-note",
+    async submit(email) {
+      if (local) {
+        await signInLocal(state.shop, email);
+        location.reload();
+        return;
+      }
+      await sendSignInEmail(state.shop, email);
+      renderCodeForm(state, email);
+    },
+  });
   signIn.append(
     h("h2", { id: "sign-in-title" }, "Sign in"),
     h(
@@ -151,51 +146,57 @@ function renderAccount(state: State): void {
     ),
     form,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    error.textContent = "";
-    try {
-      if (local) {
-        await signInLocal(state.shop, email.value.trim());
-        location.reload();
-        return;
-      }
-      await sendSignInEmail(state.shop, email.value.trim());
-      renderCodeForm(state, email.value.trim());
-    } catch (e) {
-      error.textContent = wordsFor(e);
-    }
-  });
 }
 
-function renderCodeForm(state: State, email: string): void {
-  const signIn = byId("sign-in");
-  const code = h("input", {
-    id: "code",
-    name: "code",
-    inputmode: "numeric",
-    autocomplete: "one-time-code",
+/** A form of one labelled field; a failed submit shows its customer words in the form. */
+function fieldForm(options: {
+  label: string;
+  input: Record<string, string> & { id: string };
+  button: string;
+  describedBy?: string;
+  submit(value: string): Promise<void>;
+}): HTMLElement {
+  const input = h("input", {
+    ...options.input,
     required: true,
   }) as HTMLInputElement;
   const error = h("p", { class: "form-error", role: "alert" });
   const form = h(
     "form",
-    {},
-    h("label", { for: "code" }, "Code from the email"),
-    code,
-    h("button", { type: "submit" }, "Sign in"),
+    { "aria-describedby": options.describedBy },
+    h("label", { for: options.input.id }, options.label),
+    input,
+    h("button", { type: "submit" }, options.button),
     error,
   );
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    error.textContent = "";
     try {
-      await verifySignInCode(state.shop, email, code.value.trim());
-      location.reload();
+      await options.submit(input.value.trim());
     } catch (e) {
       error.textContent = wordsFor(e);
     }
   });
-  signIn.replaceChildren(
+  return form;
+}
+
+function renderCodeForm(state: State, email: string): void {
+  const form = fieldForm({
+    label: "Code from the email",
+    input: {
+      id: "code",
+      name: "code",
+      inputmode: "numeric",
+      autocomplete: "one-time-code",
+    },
+    button: "Sign in",
+    async submit(code) {
+      await verifySignInCode(state.shop, email, code);
+      location.reload();
+    },
+  });
+  byId("sign-in").replaceChildren(
     h("h2", { id: "sign-in-title" }, "Check your email"),
     h(
       "p",
@@ -204,7 +205,7 @@ function renderCodeForm(state: State, email: string): void {
     ),
     form,
   );
-  code.focus();
+  document.getElementById("code")?.focus();
 }
 
 // ---------------------------------------------------------------------------------
@@ -219,10 +220,16 @@ function renderCatalogue(state: State): void {
   for (const game of games) {
     const plans = catalogue.plans.filter((plan) => plan.game === game);
     root.append(
-      h("h3", {}, game),
+      h("h3", {}, gameName(game)),
       h("div", { class: "cards" }, ...plans.map((p) => planCard(state, p))),
     );
   }
+}
+
+/** `minecraft-java` → `Minecraft Java`. */
+function gameName(game: string): string {
+  return game.split("-").map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join(" ");
 }
 
 function planCard(state: State, plan: PlanRow): HTMLElement {

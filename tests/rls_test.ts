@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { ensureUser } from "../local/token.ts";
+import {
+  CUSTOMER_ORDER_COLUMNS,
+  CUSTOMER_PLAN_CHANGE_COLUMNS,
+} from "../supabase/functions/_shared/contract.ts";
 import { insertOrder } from "./_fixtures.ts";
 import { freshDatabase } from "./_stack.ts";
 
@@ -282,61 +286,12 @@ const PRIVILEGES: Record<
       "audience",
       "created_at",
     ].map((column) => `order_events.${column}:SELECT`),
-    ...[
-      "id",
-      "user_id",
-      "plan_id",
-      "item_type",
-      "term",
-      "region",
-      "server_name",
-      "status",
-      "amount_cents",
-      "currency",
-      "memory_mb",
-      "disk_mb",
-      "cpu_percent",
-      "swap_mb",
-      "io_weight",
-      "databases",
-      "backups",
-      "allocations",
-      "cancel_at",
-      "stripe_checkout_url",
-      "checkout_expires_at",
-      "pterodactyl_server_identifier",
-      "customer_message",
-      "paid_at",
-      "paid_until",
-      "subscription_status",
-      "cancel_at_period_end",
-      "suspend_reason",
-      "suspend_at",
-      "delete_at",
-      "panel_state",
-      "created_at",
-      "updated_at",
-    ].map((column) => `orders.${column}:SELECT`),
+    // The contract's promise to a storefront is exactly what the grants allow.
+    ...CUSTOMER_ORDER_COLUMNS.map((column) => `orders.${column}:SELECT`),
     // A plan change: what it changes to and its state, never the operator's words.
-    ...[
-      "id",
-      "order_id",
-      "user_id",
-      "kind",
-      "status",
-      "from_plan_id",
-      "to_plan_id",
-      "amount_cents",
-      "currency",
-      "limits",
-      "amount_due_cents",
-      "effective_at",
-      "expires_at",
-      "customer_message",
-      "created_at",
-      "updated_at",
-      "settled_at",
-    ].map((column) => `plan_changes.${column}:SELECT`),
+    ...CUSTOMER_PLAN_CHANGE_COLUMNS.map((column) =>
+      `plan_changes.${column}:SELECT`
+    ),
     "plan_availability(text):EXECUTE",
   ],
   service_role: [

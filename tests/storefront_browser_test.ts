@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
+import type { Locator, Page } from "playwright-core";
 import { FUNCTIONS } from "../local/functions.ts";
 import {
   accessibilityProblems,
@@ -61,20 +61,35 @@ async function buy(
 async function buyRunningServer(
   page: Page,
   stack: TestStack,
-  email: string,
-  name: string,
-): Promise<string> {
-  await signIn(page, stack, email);
-  await buy(page, "mc-java-4gb", "eu-west", name);
+  options: { email: string; name: string; shots?: [string, string] },
+): Promise<{ orderId: string; card: Locator }> {
+  await signIn(page, stack, options.email);
+  await buy(page, "mc-java-4gb", "eu-west", options.name);
   await page.waitForURL(`${stack.stripe.url}/_sandbox/pay/**`);
+  if (options.shots) await screenshot(page, options.shots[0]);
   await page.getByRole("button", { name: "Pay (card succeeds)" }).click();
   await page.waitForURL(`${stack.storefront!.url}/checkout/success**`);
-  const card = page.locator("article.server", { hasText: name });
+  await page.getByText("Thank you: payment received").waitFor();
+  if (options.shots) await screenshot(page, options.shots[1]);
+  const [row] = await stack.sql<{ id: string }[]>`
+    select o.id from public.orders o join auth.users u on u.id = o.user_id
+    where u.email = ${options.email} and o.server_name = ${options.name}`;
+  const card = page.locator(`article[data-order="${row.id}"]`);
   await card.locator('.badge:text("Running")').waitFor({ timeout: 30_000 });
-  const [row] = await stack.sql<{ id: string; status: string }[]>`
-    select o.id, o.status from public.orders o join auth.users u on u.id = o.user_id
-    where u.email = ${email} and o.server_name = ${name}`;
-  return row.id;
+  return { orderId: row.id, card };
+}
+
+/** Runs `fn` with a page of a fresh browser, closed afterwards. */
+async function withPage(
+  fn: (page: Page) => Promise<void>,
+  viewport?: { width: number; height: number },
+): Promise<void> {
+  const browser = await openBrowser(viewport);
+  try {
+    await fn(browser.page);
+  } finally {
+    await browser.close();
+  }
 }
 
 async function setRegionNodes(
@@ -84,6 +99,14 @@ async function setRegionNodes(
 ) {
   await stack.sql`update public.ptero_nodes set enabled = ${enabled}
     where region = ${region}`;
+}
+
+/** The order's columns the test reads back. */
+async function orderRow(stack: TestStack, orderId: string) {
+  const [row] = await stack.sql<
+    { plan_id: string; cancel_at: Date | null }[]
+  >`select plan_id, cancel_at from public.orders where id = ${orderId}`;
+  return row;
 }
 
 Deno.test({
@@ -96,28 +119,16 @@ Deno.test({
   try {
     await t.step(
       "a customer signs in, buys, pays on the checkout page and sees the server running (on a phone)",
-      async () => {
-        const browser = await openBrowser(PHONE);
-        try {
-          const { page } = browser;
+      () =>
+        withPage(async (page) => {
           await page.goto(stack.storefront!.url);
           await planCard(page, "mc-java-4gb").waitFor();
+          await page.getByText("Local stack only").waitFor();
           await screenshot(page, "01-catalogue");
-          await signIn(page, stack, "buyer@example.com");
-          await page.getByText("Local stack only").count().then((n) =>
-            assert.equal(n, 0, "the local note shows only before sign-in")
-          );
-          await buy(page, "mc-java-4gb", "eu-west", "Survival");
-          await page.waitForURL(`${stack.stripe.url}/_sandbox/pay/**`);
-          await screenshot(page, "02-stripe-checkout");
-          await page.getByRole("button", { name: "Pay (card succeeds)" })
-            .click();
-          await page.waitForURL(`${stack.storefront!.url}/checkout/success**`);
-          await page.getByText("Thank you: payment received").waitFor();
-          await screenshot(page, "03-success");
-          const card = page.locator("article.server", { hasText: "Survival" });
-          await card.locator('.badge:text("Running")').waitFor({
-            timeout: 30_000,
+          const { card } = await buyRunningServer(page, stack, {
+            email: "buyer@example.com",
+            name: "Survival",
+            shots: ["02-stripe-checkout", "03-success"],
           });
           await card.getByRole("link", { name: "Open the game panel" })
             .waitFor();
@@ -137,92 +148,80 @@ Deno.test({
             region: "eu-west",
           }]);
           assert.equal(stack.panel.state().servers.length, 1);
-        } finally {
-          await browser.close();
-        }
-      },
+        }, PHONE),
     );
 
     await t.step(
       "a sold-out region shows as sold out, and a sale it can no longer take is refused in customer words",
-      async () => {
-        const browser = await openBrowser();
-        try {
-          const { page } = browser;
-          await setRegionNodes(stack, "us-east", false);
-          await signIn(page, stack, "soldout@example.com");
-          const card = planCard(page, "mc-java-2gb");
-          await card.getByText("US East: sold out").waitFor();
-          assert.equal(
-            await card.locator('option[value="us-east"]').isDisabled(),
-            true,
-          );
-          await screenshot(page, "05-sold-out-region");
+      () =>
+        withPage(async (page) => {
+          try {
+            await setRegionNodes(stack, "us-east", false);
+            await signIn(page, stack, "soldout@example.com");
+            const card = planCard(page, "mc-java-2gb");
+            await card.getByText("US East: sold out").waitFor();
+            assert.equal(
+              await card.locator('option[value="us-east"]').isDisabled(),
+              true,
+            );
+            await screenshot(page, "05-sold-out-region");
 
-          // The page was loaded while EU West had room; it sells out before the click.
-          await setRegionNodes(stack, "eu-west", false);
-          await buy(page, "mc-java-2gb", "eu-west", "Late buyer");
-          await card.getByRole("alert").getByText(
-            "Sorry, this region just sold out for this plan.",
-          ).waitFor();
-          await screenshot(page, "06-sold-out-refused");
-          const [{ n }] = await stack.sql<{ n: number }[]>`
-            select count(*)::int as n from public.orders o
-            join auth.users u on u.id = o.user_id
-            where u.email = 'soldout@example.com'`;
-          assert.equal(n, 0);
-          assert.equal(page.url().startsWith(stack.storefront!.url), true);
-        } finally {
-          await setRegionNodes(stack, "eu-west", true);
-          await setRegionNodes(stack, "us-east", true);
-          await browser.close();
-        }
-      },
+            // The page was loaded while EU West had room; it sells out before the click.
+            await setRegionNodes(stack, "eu-west", false);
+            await buy(page, "mc-java-2gb", "eu-west", "Late buyer");
+            await card.getByRole("alert").getByText(
+              "Sorry, this region just sold out for this plan.",
+            ).waitFor();
+            await screenshot(page, "06-sold-out-refused");
+            const [{ n }] = await stack.sql<{ n: number }[]>`
+              select count(*)::int as n from public.orders o
+              join auth.users u on u.id = o.user_id
+              where u.email = 'soldout@example.com'`;
+            assert.equal(n, 0);
+            assert.equal(page.url().startsWith(stack.storefront!.url), true);
+          } finally {
+            await setRegionNodes(stack, "eu-west", true);
+            await setRegionNodes(stack, "us-east", true);
+          }
+        }),
     );
 
     await t.step(
       "a function error is shown in customer words, never the function's message",
-      async () => {
-        const browser = await openBrowser();
-        try {
-          const { page } = browser;
-          await signIn(page, stack, "unlucky@example.com");
-          stack.stripe.addFault({
-            method: "POST",
-            path: "/v1/checkout/sessions",
-            status: 500,
-          });
-          await buy(page, "mc-java-2gb", "eu-west", "Unlucky");
-          const alert = planCard(page, "mc-java-2gb").getByRole("alert");
-          await alert.getByText("The payment service is not answering")
-            .waitFor();
-          const text = await alert.textContent() ?? "";
-          assert.doesNotMatch(
-            text,
-            /stripe_error|provider is unavailable|Error:|at \w+ \(/,
-          );
-          await screenshot(page, "07-function-error");
-        } finally {
-          await clearStripeFaults(stack);
-          await browser.close();
-        }
-      },
+      () =>
+        withPage(async (page) => {
+          try {
+            await signIn(page, stack, "unlucky@example.com");
+            stack.stripe.addFault({
+              method: "POST",
+              path: "/v1/checkout/sessions",
+              status: 500,
+            });
+            await buy(page, "mc-java-2gb", "eu-west", "Unlucky");
+            const alert = planCard(page, "mc-java-2gb").getByRole("alert");
+            await alert.getByText("The payment service is not answering")
+              .waitFor();
+            const text = await alert.textContent() ?? "";
+            assert.doesNotMatch(
+              text,
+              /stripe_error|provider is unavailable|Error:|at \w+ \(/,
+            );
+            await screenshot(page, "07-function-error");
+          } finally {
+            await clearStripeFaults(stack);
+          }
+        }),
     );
 
     await t.step({
       name: "a plan upgrade: preview with the amount, then confirm",
       ignore: !PLAN_CHANGES,
-      fn: async () => {
-        const browser = await openBrowser();
-        try {
-          const { page } = browser;
-          const orderId = await buyRunningServer(
-            page,
-            stack,
-            "upgrader@example.com",
-            "Grow",
-          );
-          const card = page.locator(`article[data-order="${orderId}"]`);
+      fn: () =>
+        withPage(async (page) => {
+          const { orderId, card } = await buyRunningServer(page, stack, {
+            email: "upgrader@example.com",
+            name: "Grow",
+          });
           await card.getByLabel("Change plan to").selectOption("mc-java-8gb");
           await card.getByRole("button", { name: "Preview change" }).click();
           const preview = card.getByRole("region", {
@@ -232,10 +231,8 @@ Deno.test({
           const amount = await preview.locator(".amount").textContent() ?? "";
           assert.match(amount, /Due now: \d+\.\d\d [A-Z]{3}/);
           await screenshot(page, "08-upgrade-preview");
-          const [before] = await stack.sql<{ plan_id: string }[]>`
-            select plan_id from public.orders where id = ${orderId}`;
           assert.equal(
-            before.plan_id,
+            (await orderRow(stack, orderId)).plan_id,
             "mc-java-4gb",
             "a preview changes nothing",
           );
@@ -253,29 +250,19 @@ Deno.test({
             );
           });
           await screenshot(page, "09-upgraded");
-          const [after] = await stack.sql<{ plan_id: string }[]>`
-            select plan_id from public.orders where id = ${orderId}`;
-          assert.equal(after.plan_id, "mc-java-8gb");
-        } finally {
-          await browser.close();
-        }
-      },
+          assert.equal((await orderRow(stack, orderId)).plan_id, "mc-java-8gb");
+        }),
     });
 
     await t.step({
       name: "the portal's cancel shows on My servers with its date",
       ignore: !PORTAL,
-      fn: async () => {
-        const browser = await openBrowser();
-        try {
-          const { page } = browser;
-          const orderId = await buyRunningServer(
-            page,
-            stack,
-            "leaver@example.com",
-            "Farewell",
-          );
-          const card = page.locator(`article[data-order="${orderId}"]`);
+      fn: () =>
+        withPage(async (page) => {
+          const { orderId, card } = await buyRunningServer(page, stack, {
+            email: "leaver@example.com",
+            name: "Farewell",
+          });
           await card.getByRole("button", { name: "Manage billing" }).click();
           await page.waitForURL(`${stack.stripe.url}/_sandbox/portal/**`);
           await screenshot(page, "10-billing-portal");
@@ -284,26 +271,19 @@ Deno.test({
           await stack.idle();
           await page.getByRole("link", { name: "Return" }).click();
           await page.waitForURL(`${stack.storefront!.url}/**`);
-          const [row] = await stack.sql<{ cancel_at: Date | null }[]>`
-            select cancel_at from public.orders where id = ${orderId}`;
-          assert.ok(row.cancel_at, "the portal's cancel reached the order");
-          const date = row.cancel_at.toLocaleDateString("en-US", {
+          const { cancel_at } = await orderRow(stack, orderId);
+          assert.ok(cancel_at, "the portal's cancel reached the order");
+          const date = cancel_at.toLocaleDateString("en-US", {
             year: "numeric",
             month: "long",
             day: "numeric",
             timeZone: "UTC",
           });
-          await page.locator(
-            `article[data-order="${orderId}"] .cancel-notice`,
-            {
-              hasText: `Cancels on ${date}`,
-            },
-          ).waitFor();
+          await card.locator(".cancel-notice", {
+            hasText: `Cancels on ${date}`,
+          }).waitFor();
           await screenshot(page, "11-cancel-shown");
-        } finally {
-          await browser.close();
-        }
-      },
+        }),
     });
   } finally {
     await stack.close();

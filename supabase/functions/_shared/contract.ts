@@ -348,6 +348,18 @@ export const AvailabilityRow = z.object({
 /** A row of `plan_region_availability`. */
 export type AvailabilityRow = z.infer<typeof AvailabilityRow>;
 
+/** Every limit an order is entitled to (columns of `public.orders` and `plans`). */
+export const LIMIT_COLUMNS = [
+  "memory_mb",
+  "disk_mb",
+  "cpu_percent",
+  "swap_mb",
+  "io_weight",
+  "databases",
+  "backups",
+  "allocations",
+] as const;
+
 /**
  * The columns of `orders` a signed-in customer may read (their own rows only): the
  * column grants of the migrations, no operator columns (`error_message` and the like).
@@ -363,8 +375,7 @@ export const CUSTOMER_ORDER_COLUMNS = [
   "status",
   "amount_cents",
   "currency",
-  "memory_mb",
-  "disk_mb",
+  ...LIMIT_COLUMNS,
   "stripe_checkout_url",
   "checkout_expires_at",
   "pterodactyl_server_identifier",
@@ -373,10 +384,35 @@ export const CUSTOMER_ORDER_COLUMNS = [
   "paid_until",
   "subscription_status",
   "cancel_at_period_end",
+  "cancel_at",
   "suspend_reason",
   "suspend_at",
   "delete_at",
   "panel_state",
   "created_at",
   "updated_at",
+] as const;
+
+/**
+ * The columns of `plan_changes` a signed-in customer may read (their own rows only):
+ * what a change is and where it stands, never the operator's words.
+ */
+export const CUSTOMER_PLAN_CHANGE_COLUMNS = [
+  "id",
+  "order_id",
+  "user_id",
+  "kind",
+  "status",
+  "from_plan_id",
+  "to_plan_id",
+  "amount_cents",
+  "currency",
+  "limits",
+  "amount_due_cents",
+  "effective_at",
+  "expires_at",
+  "customer_message",
+  "created_at",
+  "updated_at",
+  "settled_at",
 ] as const;

@@ -9,9 +9,15 @@
  */
 import type { Sql, Tx } from "../platform/db.ts";
 import { scrubSecrets, scrubValue } from "../platform/scrub.ts";
-import type { OrderStatus, PanelState, SuspendReason } from "../contract.ts";
+import {
+  LIMIT_COLUMNS,
+  type OrderStatus,
+  type PanelState,
+  type SuspendReason,
+} from "../contract.ts";
 
 export {
+  LIMIT_COLUMNS,
   ORDER_STATUSES,
   type OrderStatus,
   type PanelState,
@@ -79,17 +85,6 @@ export interface Order {
   updated_at: Date;
 }
 
-/** Every limit an order is entitled to (columns of `public.orders` and `plans`). */
-export const LIMIT_COLUMNS = [
-  "memory_mb",
-  "disk_mb",
-  "cpu_percent",
-  "swap_mb",
-  "io_weight",
-  "databases",
-  "backups",
-  "allocations",
-] as const;
 /** An order's (or a plan's) limits. */
 export type OrderLimits = Pick<Order, typeof LIMIT_COLUMNS[number]>;
 

@@ -9,7 +9,6 @@
  * @module
  */
 import { FUNCTIONS } from "../_shared/manifest.ts";
-import { z } from "zod";
 import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
   createUserVerifier,

@@ -138,3 +138,44 @@ export async function withSandbox(
     await receiver.close();
   }
 }
+
+/** Makes a control call (`POST /_sandbox/…`, JSON) and answers its JSON; throws unless 200. */
+export async function sandboxControl(
+  sandbox: Pick<StripeSandbox, "url">,
+  path: string,
+  body: unknown = {},
+): Promise<Record<string, unknown>> {
+  const res = await fetch(`${sandbox.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (res.status !== 200) {
+    throw new Error(
+      `Control call ${path} answered ${res.status}: ${JSON.stringify(json)}`,
+    );
+  }
+  return json;
+}
+
+/** A subscription to `price` bought through a paid checkout, as a customer does. */
+export async function subscribe(
+  sandbox: Pick<StripeSandbox, "url">,
+  stripe: Stripe,
+  price: string,
+  email = "ada@example.com",
+): Promise<Stripe.Subscription> {
+  const session = await stripe.checkout.sessions.create({
+    mode: "subscription",
+    success_url: "https://shop.example/success",
+    customer_email: email,
+    line_items: [{ price, quantity: 1 }],
+  });
+  const done = await sandboxControl(
+    sandbox,
+    `/_sandbox/checkout/sessions/${session.id}/complete`,
+  );
+  const completed = done.session as { subscription: string };
+  return await stripe.subscriptions.retrieve(completed.subscription);
+}

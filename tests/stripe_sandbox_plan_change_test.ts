@@ -85,7 +85,8 @@ Deno.test("stripe sandbox upgrades with pending_if_incomplete", async (t) => {
 
     await t.step("paid at once: applied, invoiced and announced", async () => {
       const sub = await subscribe(sandbox, stripe, MEDIUM);
-      const at = sub.items.data[0].current_period_start + 3 * 86_400;
+      // Not a whole day: Stripe prorates by the second
+      const at = sub.items.data[0].current_period_start + 3 * 86_400 + 4321;
       const updated = await upgrade(stripe, sub, { proration_date: at });
       assert.equal(updated.items.data.length, 1);
       assert.equal(updated.items.data[0].id, sub.items.data[0].id);

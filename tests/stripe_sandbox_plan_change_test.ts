@@ -8,33 +8,21 @@ import assert from "node:assert/strict";
 import Stripe from "stripe";
 import { priceId } from "../local/catalogue.ts";
 import {
+  QUICK_SANDBOX,
+  receivedEvents,
   sandboxControl,
   type SandboxEnv,
   subscribe,
+  upgradeNow,
   withSandbox,
 } from "../local/stripe-sandbox/testing.ts";
 
-const KEY = "sk_test_local_plan_change_0123456789";
-const WHSEC = "whsec_local_plan_change_secret";
 const SMALL = priceId("mc-java-2gb", "monthly");
 const MEDIUM = priceId("mc-java-4gb", "monthly");
 const LARGE = priceId("mc-java-8gb", "monthly");
 
-function run(fn: (env: SandboxEnv) => Promise<void>) {
-  return withSandbox(
-    { secretKey: KEY, webhookSecret: WHSEC, retryDelaysMs: [20] },
-    fn,
-  );
-}
-
-/** The events of `type` the receiver got about `objectId`, oldest first. */
 function received(env: SandboxEnv, type: string, objectId: string) {
-  return env.receiver.received.flatMap((r) =>
-    r.event?.type === type &&
-      (r.event.data.object as { id?: string }).id === objectId
-      ? [r.event]
-      : []
-  );
+  return receivedEvents(env.receiver, type, objectId);
 }
 
 /** What Stripe prorates: the old price's unused time back, the new one's charged. */
@@ -71,16 +59,11 @@ function upgrade(
   sub: Stripe.Subscription,
   extra: Stripe.SubscriptionUpdateParams = {},
 ) {
-  return stripe.subscriptions.update(sub.id, {
-    items: [{ id: sub.items.data[0].id, price: LARGE }],
-    proration_behavior: "always_invoice",
-    payment_behavior: "pending_if_incomplete",
-    ...extra,
-  });
+  return upgradeNow(stripe, sub, LARGE, extra);
 }
 
 Deno.test("stripe sandbox upgrades with pending_if_incomplete", async (t) => {
-  await run(async (env) => {
+  await withSandbox(QUICK_SANDBOX, async (env) => {
     const { stripe, sandbox } = env;
 
     await t.step("paid at once: applied, invoiced and announced", async () => {
@@ -213,7 +196,7 @@ Deno.test("stripe sandbox upgrades with pending_if_incomplete", async (t) => {
 });
 
 Deno.test("stripe sandbox price changes follow payment and proration behaviour", async (t) => {
-  await run(async (env) => {
+  await withSandbox(QUICK_SANDBOX, async (env) => {
     const { stripe, sandbox } = env;
 
     await t.step(
@@ -326,7 +309,7 @@ Deno.test("stripe sandbox price changes follow payment and proration behaviour",
 });
 
 Deno.test("stripe sandbox schedules a downgrade for the period's end", async (t) => {
-  await run(async (env) => {
+  await withSandbox(QUICK_SANDBOX, async (env) => {
     const { stripe, sandbox } = env;
     const sub = await subscribe(sandbox, stripe, MEDIUM);
     const item = sub.items.data[0];

@@ -7,35 +7,23 @@ import assert from "node:assert/strict";
 import Stripe from "stripe";
 import { priceId } from "../local/catalogue.ts";
 import {
+  QUICK_SANDBOX,
+  receivedEvents,
   sandboxControl,
   type SandboxEnv,
   subscribe,
   withSandbox,
 } from "../local/stripe-sandbox/testing.ts";
 
-const KEY = "sk_test_local_portal_0123456789";
-const WHSEC = "whsec_local_portal_secret";
 const PRICE = priceId("mc-java-4gb", "monthly");
 const RETURN_URL = "https://shop.example/account";
 
-function run(fn: (env: SandboxEnv) => Promise<void>) {
-  return withSandbox(
-    { secretKey: KEY, webhookSecret: WHSEC, retryDelaysMs: [20] },
-    fn,
-  );
-}
-
 function updates(env: SandboxEnv, subId: string) {
-  return env.receiver.received.flatMap((r) =>
-    r.event?.type === "customer.subscription.updated" &&
-      (r.event.data.object as { id?: string }).id === subId
-      ? [r.event]
-      : []
-  );
+  return receivedEvents(env.receiver, "customer.subscription.updated", subId);
 }
 
 Deno.test("stripe sandbox portal sessions", async (t) => {
-  await run(async ({ stripe, sandbox }) => {
+  await withSandbox(QUICK_SANDBOX, async ({ stripe, sandbox }) => {
     await t.step("an unknown customer is 400 resource_missing", async () => {
       await assert.rejects(
         stripe.billingPortal.sessions.create({
@@ -102,7 +90,7 @@ Deno.test("stripe sandbox portal sessions", async (t) => {
 });
 
 Deno.test("stripe sandbox portal cancels and resumes", async (t) => {
-  await run(async (env) => {
+  await withSandbox(QUICK_SANDBOX, async (env) => {
     const { stripe, sandbox } = env;
     const sub = await subscribe(sandbox, stripe, PRICE);
     const end = sub.items.data[0].current_period_end;
@@ -126,7 +114,11 @@ Deno.test("stripe sandbox portal cancels and resumes", async (t) => {
       const event = updates(env, sub.id).at(-1)!;
       const object = event.data.object as Stripe.Subscription;
       assert.equal(object.cancel_at, end);
-      assert.equal(event.data.previous_attributes?.cancel_at, null);
+      assert.equal(
+        (event.data.previous_attributes as Partial<Stripe.Subscription>)
+          .cancel_at,
+        null,
+      );
       const html = await (await fetch(session.url)).text();
       assert.match(html, /resume/);
     });
@@ -139,7 +131,11 @@ Deno.test("stripe sandbox portal cancels and resumes", async (t) => {
       assert.equal(now.cancellation_details?.reason, null);
       await sandbox.idle();
       const event = updates(env, sub.id).at(-1)!;
-      assert.equal(event.data.previous_attributes?.cancel_at, end);
+      assert.equal(
+        (event.data.previous_attributes as Partial<Stripe.Subscription>)
+          .cancel_at,
+        end,
+      );
     });
 
     await t.step("the page's button cancels and comes back", async () => {

@@ -20,6 +20,7 @@ import {
 import {
   sandboxClient,
   startWebhookReceiver,
+  upgradeNow,
 } from "../local/stripe-sandbox/testing.ts";
 
 const KEY = "sk_test_local_0123456789abcdef";
@@ -264,14 +265,7 @@ Deno.test("stripe sandbox objects follow the endive schemas", async (t) => {
     await stripe.customers.del(deleted.id);
     const changed = await purchase(sandbox, stripe);
     const changedSub = await stripe.subscriptions.retrieve(changed.subId);
-    await stripe.subscriptions.update(changed.subId, {
-      items: [{
-        id: changedSub.items.data[0].id,
-        price: priceId("mc-java-8gb", "monthly"),
-      }],
-      proration_behavior: "always_invoice",
-      payment_behavior: "pending_if_incomplete",
-    });
+    await upgradeNow(stripe, changedSub, priceId("mc-java-8gb", "monthly"));
     const waiting = await purchase(sandbox, stripe);
     const waitingSub = await stripe.subscriptions.retrieve(waiting.subId);
     await post(
@@ -279,26 +273,12 @@ Deno.test("stripe sandbox objects follow the endive schemas", async (t) => {
       `/_sandbox/customers/${waitingSub.customer}/payment_method`,
       { outcome: "declines" },
     );
-    await stripe.subscriptions.update(waiting.subId, {
-      items: [{
-        id: waitingSub.items.data[0].id,
-        price: priceId("mc-java-8gb", "monthly"),
-      }],
-      proration_behavior: "always_invoice",
-      payment_behavior: "pending_if_incomplete",
-    });
+    await upgradeNow(stripe, waitingSub, priceId("mc-java-8gb", "monthly"));
     await post(
       sandbox,
       `/_sandbox/subscriptions/${waiting.subId}/expire_pending_update`,
     );
-    await stripe.subscriptions.update(waiting.subId, {
-      items: [{
-        id: waitingSub.items.data[0].id,
-        price: priceId("mc-java-8gb", "monthly"),
-      }],
-      proration_behavior: "always_invoice",
-      payment_behavior: "pending_if_incomplete",
-    });
+    await upgradeNow(stripe, waitingSub, priceId("mc-java-8gb", "monthly"));
     const schedule = await stripe.subscriptionSchedules.create({
       from_subscription: changed.subId,
     });

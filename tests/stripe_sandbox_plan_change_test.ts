@@ -54,6 +54,20 @@ async function setCard(
   );
 }
 
+/** A settled change: the item's price, no pending update, one `event` about it. */
+async function assertSettled(
+  env: SandboxEnv,
+  subId: string,
+  price: string,
+  event: string,
+) {
+  const after = await env.stripe.subscriptions.retrieve(subId);
+  assert.equal(after.items.data[0].price.id, price);
+  assert.equal(after.pending_update, null);
+  await env.sandbox.idle();
+  assert.equal(received(env, event, subId).length, 1);
+}
+
 function upgrade(
   stripe: Stripe,
   sub: Stripe.Subscription,
@@ -143,14 +157,11 @@ Deno.test("stripe sandbox upgrades with pending_if_incomplete", async (t) => {
           sandbox,
           `/_sandbox/subscriptions/${sub.id}/expire_pending_update`,
         );
-        const after = await stripe.subscriptions.retrieve(sub.id);
-        assert.equal(after.pending_update, null);
-        assert.equal(after.items.data[0].price.id, MEDIUM);
-        await sandbox.idle();
-        assert.equal(
-          received(env, "customer.subscription.pending_update_expired", sub.id)
-            .length,
-          1,
+        await assertSettled(
+          env,
+          sub.id,
+          MEDIUM,
+          "customer.subscription.pending_update_expired",
         );
       },
     );
@@ -169,14 +180,11 @@ Deno.test("stripe sandbox upgrades with pending_if_incomplete", async (t) => {
       await setCard(env, String(sub.customer), "succeeds");
       const paid = await stripe.invoices.pay(invoiceId);
       assert.equal(paid.status, "paid");
-      const after = await stripe.subscriptions.retrieve(sub.id);
-      assert.equal(after.items.data[0].price.id, LARGE);
-      assert.equal(after.pending_update, null);
-      await sandbox.idle();
-      assert.equal(
-        received(env, "customer.subscription.pending_update_applied", sub.id)
-          .length,
-        1,
+      await assertSettled(
+        env,
+        sub.id,
+        LARGE,
+        "customer.subscription.pending_update_applied",
       );
     });
 

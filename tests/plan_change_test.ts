@@ -13,7 +13,7 @@ import {
   subscriptionControl,
 } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
-import { finishInstalls, serverOf, sweeper } from "./_sweep.ts";
+import { finishInstalls, serverOf, type Sweeper, sweeper } from "./_sweep.ts";
 import { errorCode, invoke } from "./_fixtures.ts";
 import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 
@@ -32,13 +32,17 @@ async function control(
 }
 
 /** A running server of `plan`, installed. */
-async function running(stack: TestStack, plan = "mc-java-4gb") {
+async function running(
+  stack: TestStack,
+  sweep: Sweeper,
+  plan = "mc-java-4gb",
+) {
   const bought = await purchase(stack, {
     plan_id: plan,
     server_name: `Plan ${crypto.randomUUID().slice(0, 6)}`,
   });
   await finishInstalls(stack);
-  await invoke(bought.user.client, "sync-server-status", {});
+  await sweep.sweep();
   const row = await order(stack, bought.orderId);
   assert.equal(row.status, "active");
   return { ...bought, subscription: String(row.stripe_subscription_id) };
@@ -62,10 +66,12 @@ async function freeOn(stack: TestStack, nodeId: number) {
 }
 
 async function changes(stack: TestStack, orderId: string) {
-  return await stack.sql<
-    { status: string; kind: string; reserve_memory_mb: number }[]
-  >`select status, kind, reserve_memory_mb from public.plan_changes
-    where order_id = ${orderId} order by created_at`;
+  return [
+    ...await stack.sql<
+      { status: string; kind: string; reserve_memory_mb: number }[]
+    >`select status, kind, reserve_memory_mb from public.plan_changes
+      where order_id = ${orderId} order by created_at`,
+  ];
 }
 
 function stripeWrites(stack: TestStack, since: number): string[] {
@@ -81,11 +87,14 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
   });
   const stripe = createStripe(stack.keys.stripeSecretKey, stack.stripe.url);
   const sweep = sweeper(stack, { alertUrl: alerts.url });
+  // Room for every server these steps buy and grow.
+  await stack.sql`update public.ptero_nodes set memory_mb = memory_mb * 10,
+    disk_mb = disk_mb * 10`;
   try {
     await t.step(
       "a preview says what an upgrade costs now and writes nothing",
       async () => {
-        const bought = await running(stack);
+        const bought = await running(stack, sweep);
         const before = stack.stripe.calls().length;
         const res = await change(bought, {
           plan_id: "mc-java-8gb",
@@ -112,7 +121,7 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     await t.step(
       "a paid upgrade: new price, order, limits on the panel, room",
       async () => {
-        const bought = await running(stack);
+        const bought = await running(stack, sweep);
         const row = await order(stack, bought.orderId);
         const nodeId = Number(row.node_id);
         const roomBefore = await freeOn(stack, nodeId);
@@ -153,6 +162,9 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
         assert.equal(after.cpu_percent, 300);
         assert.equal(after.status, "active");
 
+        // The build is changed at once, or by the next sweep when a concurrent
+        // worker held the order at that moment.
+        await sweep.sweep();
         const server = serverOf(stack, bought.orderId);
         assert.equal(server.memory, 8192);
         assert.equal(server.disk, 40960);
@@ -210,7 +222,7 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     await t.step(
       "a declined upgrade changes nothing and lets its room go when it expires",
       async () => {
-        const bought = await running(stack);
+        const bought = await running(stack, sweep);
         const row = await order(stack, bought.orderId);
         const nodeId = Number(row.node_id);
         const roomBefore = await freeOn(stack, nodeId);
@@ -262,7 +274,7 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     await t.step(
       "a full node refuses an upgrade before anything is charged",
       async () => {
-        const bought = await running(stack);
+        const bought = await running(stack, sweep);
         const row = await order(stack, bought.orderId);
         const room = await freeOn(stack, Number(row.node_id));
         // Everything but a little less than the upgrade needs is taken.
@@ -287,7 +299,7 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     await t.step(
       "a downgrade waits for the renewal, then bills less and shrinks the server",
       async () => {
-        const bought = await running(stack);
+        const bought = await running(stack, sweep);
         const res = await change(bought, { plan_id: "mc-java-2gb" });
         assert.equal(res.status, 200, JSON.stringify(res.body));
         const view = res.body.change as Record<string, unknown>;
@@ -325,9 +337,50 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     );
 
     await t.step(
+      "a downgrade the data outgrew by the renewal waits for files to go, alerted",
+      async () => {
+        const bought = await running(stack, sweep);
+        assert.equal(
+          (await change(bought, { plan_id: "mc-java-2gb" })).status,
+          200,
+        );
+        const server = serverOf(stack, bought.orderId);
+        const usage = (mb: number) =>
+          control(`${stack.panel.url}/_sandbox/servers/${server.id}/usage`, {
+            disk_bytes: mb * 1024 * 1024,
+            memory_bytes: 0,
+          });
+        await usage(15_000);
+        await subscriptionControl(stack, bought.subscription, "renew");
+        let row = await order(stack, bought.orderId);
+        assert.equal(row.disk_mb, 10240);
+        for (let i = 0; i < 4; i++) {
+          sweep.clock.advance(16 * 60_000);
+          await sweep.sweep();
+        }
+        row = await order(stack, bought.orderId);
+        // Wings would stop a server whose data exceeds its disk: it keeps its disk.
+        assert.equal(serverOf(stack, bought.orderId).disk, 20480);
+        assert.equal(row.panel_limits.disk, 20480);
+        assert.ok(row.panel_action_attempts >= 3);
+        assert.ok(
+          alerts.alerts.some((a) =>
+            a.order_id === bought.orderId && /15000 MB of disk/.test(a.content)
+          ),
+          JSON.stringify(alerts.alerts),
+        );
+        await usage(5_000);
+        sweep.clock.advance(16 * 60_000);
+        await sweep.sweep();
+        assert.equal(serverOf(stack, bought.orderId).disk, 10240);
+        assert.equal(serverOf(stack, bought.orderId).memory, 2048);
+      },
+    );
+
+    await t.step(
       "a scheduled downgrade can be canceled until it happens",
       async () => {
-        const bought = await running(stack);
+        const bought = await running(stack, sweep);
         assert.equal(
           (await change(bought, { plan_id: "mc-java-2gb" })).status,
           200,
@@ -348,7 +401,7 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     );
 
     await t.step("a downgrade below the disk in use is refused", async () => {
-      const bought = await running(stack);
+      const bought = await running(stack, sweep);
       const server = serverOf(stack, bought.orderId);
       await control(`${stack.panel.url}/_sandbox/servers/${server.id}/usage`, {
         disk_bytes: 15_000 * 1024 * 1024,
@@ -363,7 +416,7 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     await t.step(
       "another game, someone else's order, the same plan, a bad body",
       async () => {
-        const bought = await running(stack);
+        const bought = await running(stack, sweep);
         const other = await stack.user();
         const cases: [
           Record<string, unknown>,
@@ -402,7 +455,19 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     );
 
     await t.step("two changes of one order at once: one wins", async () => {
-      const bought = await running(stack);
+      const bought = await running(stack, sweep);
+      // Both requests read the subscription slowly: both pass the first checks and
+      // race to record their change.
+      const slow = await fetch(`${stack.stripe.url}/_sandbox/faults`, {
+        method: "POST",
+        body: JSON.stringify({
+          method: "GET",
+          path: `/v1/subscriptions/${bought.subscription}`,
+          latencyMs: 400,
+          times: 2,
+        }),
+      });
+      await slow.body?.cancel();
       const answers = await Promise.all([
         change(bought, { plan_id: "mc-java-8gb" }),
         change(bought, { plan_id: "mc-java-8gb" }),
@@ -425,7 +490,7 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
     await t.step(
       "a panel failure during the build change is retried and alerted",
       async () => {
-        const bought = await running(stack);
+        const bought = await running(stack, sweep);
         const server = serverOf(stack, bought.orderId);
         const fault = await fetch(`${stack.panel.url}/_sandbox/faults`, {
           method: "POST",
@@ -434,7 +499,8 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
             method: "PATCH",
             path: `/api/application/servers/${server.id}/build`,
             status: 500,
-            times: 3,
+            // Three failed actions: the client repeats each build call 3 times.
+            times: 9,
           }),
         });
         await fault.body?.cancel();
@@ -444,7 +510,7 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
         let row = await order(stack, bought.orderId);
         assert.equal(row.memory_mb, 8192);
         assert.equal(serverOf(stack, bought.orderId).memory, 4096);
-        for (let i = 0; i < 4 && row.panel_limits.memory !== 8192; i++) {
+        for (let i = 0; i < 8 && row.panel_limits.memory !== 8192; i++) {
           sweep.clock.advance(16 * 60_000);
           await sweep.sweep();
           row = await order(stack, bought.orderId);

@@ -98,7 +98,9 @@ export const FUNCTIONS = {
   "change-server-plan": {
     caller: "user or service",
     // Stripe for the subscription; the panel's client API reads the disk in use.
-    env: supabaseServiceEnv.and(stripeEnv).and(panelEnv).and(alertEnv),
+    env: supabaseServiceEnv.and(stripeEnv).and(panelEnv).and(alertEnv).and(
+      lifecycleEnv.pick({ PTERODACTYL_CLIENT_API_KEY: true }),
+    ),
   },
   "create-billing-portal-session": {
     caller: "user",

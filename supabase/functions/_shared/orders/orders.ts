@@ -128,7 +128,7 @@ export function sameLimits(a: PanelLimits, b: PanelLimits): boolean {
 export function limitsPending(
   order: OrderLimits & Pick<Order, "panel_limits">,
 ): boolean {
-  return order.panel_limits !== null &&
+  return order.panel_limits != null &&
     !sameLimits(order.panel_limits, panelLimitsOf(order));
 }
 

@@ -201,6 +201,8 @@ export async function movePlanChange(
     detail?: Record<string, unknown>;
   },
 ): Promise<PlanChange | null> {
+  // Orders are locked before their changes everywhere (as the webhook does).
+  await tx`select id from public.orders where id = ${change.order_id} for update`;
   const final = !OPEN_PLAN_CHANGE.includes(move.to);
   const values: Record<string, unknown> = Object.fromEntries(
     Object.entries(move.set ?? {}).filter(([, value]) => value !== undefined)
@@ -369,6 +371,7 @@ export async function settlePlanChange(
   billed: BilledPrice,
   options: { actor: string; now: Date; detail?: Record<string, unknown> },
 ): Promise<"applied" | "expired" | null> {
+  await tx`select id from public.orders where id = ${orderId} for update`;
   const change = await openPlanChange(tx, orderId, { lock: true });
   if (!change || billed.priceId === null) return null;
   if (billed.priceId === change.to_price_id && !billed.pendingUpdate) {

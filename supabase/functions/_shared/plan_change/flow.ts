@@ -521,6 +521,8 @@ async function carryOnUpgrade(
   }
   const now = clock(deps);
   return await deps.sql.begin(async (tx) => {
+    // The order first, then its change: the webhook locks them in that order too.
+    await readOrder(tx, change.order_id, { lock: true });
     const fresh = await readPlanChange(tx, change.id, { lock: true });
     if (fresh?.status !== "requested") return "moved_on";
     if (result.applied) {

@@ -18,7 +18,7 @@ Deno.test("the local Data API reads as the caller's role, with RLS", async (t) =
     stack.gateway.url,
     stack.keys.publishableKey,
     {
-      auth: { persistSession: false },
+      auth: { persistSession: false, autoRefreshToken: false },
     },
   );
   try {

@@ -230,6 +230,21 @@ export async function clearStripeFaults(stack: TestStack): Promise<void> {
   assert.ok(res.ok);
 }
 
+/** Resolves once `calls()` holds `n` matching requests after the `since`-th. */
+async function callsArrive(
+  service: string,
+  calls: () => { method: string; path: string }[],
+  since: number,
+  match: (call: { method: string; path: string }) => boolean,
+  n: number,
+): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (calls().slice(since).filter(match).length >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail(`the ${service} never received ${n} such requests`);
+}
+
 /**
  * Resolves once the Stripe sandbox has received `n` requests matching `match` since
  * the `since`-th (a call is recorded when it arrives, before any latency fault).
@@ -240,11 +255,32 @@ export async function stripeCallsArrive(
   match: (call: { method: string; path: string }) => boolean,
   n = 1,
 ): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (stack.stripe.calls().slice(since).filter(match).length >= n) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  assert.fail(`the Stripe sandbox never received ${n} such requests`);
+  await callsArrive(
+    "Stripe sandbox",
+    () => stack.stripe.calls(),
+    since,
+    match,
+    n,
+  );
+}
+
+/**
+ * Resolves once the panel sandbox has received `n` requests matching `match` since
+ * the `since`-th (recorded when they arrive, before any latency fault).
+ */
+export async function panelCallsArrive(
+  stack: TestStack,
+  since: number,
+  match: (call: { method: string; path: string }) => boolean,
+  n = 1,
+): Promise<void> {
+  await callsArrive(
+    "panel sandbox",
+    () => stack.panel.calls(),
+    since,
+    match,
+    n,
+  );
 }
 
 /**

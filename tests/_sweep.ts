@@ -68,6 +68,8 @@ export function sweeper(
     maxAttempts?: number;
     alertUrl?: string;
     clientKey?: boolean;
+    /** The panel client's per-request timeout (default the shop's). */
+    panelTimeoutMs?: number;
     /** Payment grace and retention (default the shop's: 3 days, 14 days). */
     lifecycle?: { paymentGraceSeconds: number; retentionSeconds: number };
   } = {},
@@ -90,6 +92,7 @@ export function sweeper(
       apiKey: stack.keys.panelApiKey,
       onCall,
       maxRetryWaitMs: 0,
+      timeoutMs: options.panelTimeoutMs,
     }),
     client: options.clientKey === false ? null : createPanelClientApi({
       url: stack.panel.url,

@@ -12,6 +12,7 @@ import {
   completeCheckout,
   openCheckout,
   order,
+  panelCallsArrive,
   serversFor,
   startAlertReceiver,
   subscriptionControl,
@@ -22,18 +23,6 @@ import { sweeper } from "./_sweep.ts";
 const SERVERS = "/api/application/servers";
 /** How long the panel's create takes in these tests: long enough to act during it. */
 const SLOW_CREATE_MS = 1_500;
-
-/** Waits until the panel has received a create (its answer is slow on purpose). */
-async function untilCreateStarted(stack: TestStack, since: number) {
-  for (let i = 0; i < 500; i++) {
-    const started = stack.panel.calls().slice(since).some((call) =>
-      call.method === "POST" && call.path === SERVERS
-    );
-    if (started) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  assert.fail("the panel never received the create");
-}
 
 /**
  * A purchase whose panel create is slow: answers once the panel has received the create.
@@ -48,7 +37,11 @@ async function paidWithSlowCreate(stack: TestStack) {
   });
   const since = stack.panel.calls().length;
   await completeCheckout(stack, checkout.sessionId);
-  await untilCreateStarted(stack, since);
+  await panelCallsArrive(
+    stack,
+    since,
+    (call) => call.method === "POST" && call.path === SERVERS,
+  );
   assert.equal((await order(stack, checkout.orderId)).status, "provisioning");
   const { stripe_subscription_id } = await order(stack, checkout.orderId);
   return { ...checkout, subscriptionId: String(stripe_subscription_id) };

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { callPanel } from "../local/panel-sandbox/testing.ts";
-import { HANDLED_EVENT_TYPES } from "../supabase/functions/_shared/manifest.ts";
+import { isHandledEventType } from "../supabase/functions/_shared/manifest.ts";
 import { sandboxEvents } from "./_purchase.ts";
 import type { TestStack } from "./_stack.ts";
 
@@ -112,8 +112,9 @@ async function checkEvents(
   { problems: string[]; events: number; polled: number; duplicates: number }
 > {
   const problems: string[] = [];
-  const handled = new Set<string>(HANDLED_EVENT_TYPES);
-  const made = (await sandboxEvents(stack)).filter((e) => handled.has(e.type));
+  const made = (await sandboxEvents(stack)).filter((e) =>
+    isHandledEventType(e.type)
+  );
   const logged = await stack.sql<
     { event_id: string; outcome: string; received_via: string }[]
   >`select event_id, outcome, received_via from public.stripe_events_log`;
@@ -132,13 +133,16 @@ async function checkEvents(
     }
   }
   const twice = await stack.sql<
-    { event_id: string; kind: string; n: number }[]
-  >`select detail->>'event_id' as event_id, kind, count(*)::int as n
+    { event_id: string; kind: string; messages: string[] }[]
+  >`select detail->>'event_id' as event_id, kind,
+      array_agg(message order by id) as messages
     from public.order_events where detail ? 'event_id'
-    group by detail->>'event_id', kind, to_status having count(*) > 1`;
+    group by detail->>'event_id', kind, to_status, message having count(*) > 1`;
   for (const row of twice) {
     problems.push(
-      `event ${row.event_id} wrote ${row.n} "${row.kind}" rows: applied twice`,
+      `event ${row.event_id} wrote ${row.messages.length} "${row.kind}" rows (applied twice?): ${
+        row.messages.join(" | ")
+      }`,
     );
   }
   const res = await fetch(`${stack.stripe.url}/_sandbox/deliveries`);

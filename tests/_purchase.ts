@@ -310,3 +310,21 @@ export async function withoutWebhooks<T>(
     }
   }
 }
+
+/** Has the Stripe sandbox deliver an event again (`copies` times, at once or not). */
+export async function redeliver(
+  stack: TestStack,
+  eventId: string,
+  options: { copies?: number; concurrent?: boolean } = {},
+): Promise<void> {
+  const res = await fetch(
+    `${stack.stripe.url}/_sandbox/events/${eventId}/deliver`,
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(options),
+    },
+  );
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
+}

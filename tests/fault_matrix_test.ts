@@ -197,7 +197,7 @@ const ROWS: Row[] = [
         server_name: "Stripe down",
       });
       assert.equal(res.status, 502, JSON.stringify(res.body));
-      assert.equal(typeof errorCode(res.body), "string");
+      assert.equal(errorCode(res.body), "stripe_error");
       const [row] = await stack.sql`select * from public.orders
         where user_id = ${buyer.id}`;
       assert.equal(row.status, "expired");

@@ -16,10 +16,12 @@ import type { Sweeper } from "./_sweep.ts";
 /** A database on a Postgres server of its own. */
 export interface OwnPostgres extends TestDatabase {
   /**
-   * Restarts the server: a fast shutdown (every client cut off), `downMs` with
-   * nothing listening, then a start on the same data and port.
+   * Restarts the server: a fast shutdown (every client cut off), `whileDown` and
+   * `downMs` with nothing listening, then a start on the same data and port.
    */
-  restart(downMs?: number): Promise<void>;
+  restart(
+    options?: { downMs?: number; whileDown?: () => Promise<void> },
+  ): Promise<void>;
 }
 
 /** Starts a Postgres server for one suite, with a migrated, seeded database. */
@@ -33,10 +35,14 @@ export async function ownPostgres(): Promise<OwnPostgres> {
     await prepareDatabase(url);
     return {
       url,
-      async restart(downMs = 500) {
+      async restart({ downMs = 500, whileDown } = {}) {
         await server.stop();
-        await new Promise((resolve) => setTimeout(resolve, downMs));
-        server = await startPostgres(options);
+        try {
+          await whileDown?.();
+          await new Promise((resolve) => setTimeout(resolve, downMs));
+        } finally {
+          server = await startPostgres(options);
+        }
       },
       async drop() {
         await server.stop();

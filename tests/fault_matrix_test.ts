@@ -1,16 +1,16 @@
 /**
  * The fault matrix: one row per fault injected at a step of a purchase or of an
  * order's life (the panel failing, timing out, throttling, losing an answer or down
- * for a while; Stripe down at checkout and during the sweep; Postgres restarted in the
- * middle of provisioning; the worker stopped between the panel's create and the
- * database's record; the webhook endpoint disabled). After each row the faults are
- * lifted, the sweep runs until nothing is due, and the same invariants
+ * for a while; Stripe down at checkout and during the sweep; Postgres down at
+ * checkout and restarted in the middle of provisioning; the worker stopped between
+ * the panel's create and the database's record; the webhook endpoint disabled; the
+ * panel failing a cancelled order's suspension). After each row the faults are lifted, the sweep runs until nothing is due, and the same invariants
  * (`_invariants.ts`) hold over every order the matrix made so far.
  */
 import assert from "node:assert/strict";
 import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 import { type OwnPostgres, ownPostgres, sweepUntilSettled } from "./_chaos.ts";
-import { errorCode, invoke } from "./_fixtures.ts";
+import { errorCode, footprint, type Invocation, invoke } from "./_fixtures.ts";
 import { assertInvariants } from "./_invariants.ts";
 import { provisioner } from "./_provision.ts";
 import {
@@ -241,6 +241,34 @@ const ROWS: Row[] = [
   },
   {
     name:
+      "Postgres down at checkout: 503 temporarily_unavailable, nothing half-made",
+    async run({ stack, pg }) {
+      const buyer = await stack.user();
+      const before = await footprint(stack);
+      let refused: Invocation | undefined;
+      await pg.restart({
+        downMs: 0,
+        whileDown: async () => {
+          refused = await invoke(buyer.client, "create-checkout-session", {
+            ...PLAN,
+            term: "monthly",
+            server_name: "Database down",
+          });
+        },
+      });
+      assert.equal(refused?.status, 503, JSON.stringify(refused?.body));
+      assert.equal(errorCode(refused.body), "temporarily_unavailable");
+      assert.deepEqual(await footprint(stack), before);
+      const again = await openCheckout(stack, PLAN, buyer);
+      await completeCheckout(stack, again.sessionId);
+      await stack.idle();
+      return again.orderId;
+    },
+    settled: async ({ stack }, orderId) =>
+      await assertOneServer(stack, orderId),
+  },
+  {
+    name:
       "Postgres restarted in the middle of provisioning: the claim is taken over, the server attached",
     async run({ stack, pg }) {
       const checkout = await openCheckout(stack, PLAN);
@@ -253,7 +281,7 @@ const ROWS: Row[] = [
       const since = stack.panel.calls().length;
       await completeCheckout(stack, checkout.sessionId);
       await panelCallsArrive(stack, since, isCreate);
-      await pg.restart(1_500);
+      await pg.restart({ downMs: 1_500 });
       await stack.idle();
       // The create went through while nothing could record it.
       assert.equal(serversFor(stack, checkout.orderId).length, 1);

@@ -225,7 +225,7 @@ async function wave(
     // Between two bursts, every pooled connection idle: a restart while a write is
     // queued crashes the process in postgres.js 3.4.9 (porsager/postgres#1154).
     await stack.idle();
-    await context.restart.restart(1_000);
+    await context.restart.restart({ downMs: 1_000 });
   }
   await buyAll(context.plans.slice(half));
   await stack.idle();

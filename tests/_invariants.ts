@@ -82,7 +82,7 @@ function checkServers(
       );
     }
     if (
-      ["suspended", "canceled"].includes(owner.status) &&
+      ["suspended", "canceled", "expired"].includes(owner.status) &&
       server.status !== "suspended"
     ) {
       problems.push(

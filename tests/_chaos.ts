@@ -67,6 +67,18 @@ export interface Random {
   pick<T>(items: readonly T[]): T;
 }
 
+/** A small seeded generator (mulberry32): numbers in [0, 1), the same for a seed. */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
 /** The seed from CHAOS_SEED, else a new one; printed so a failing run can be replayed. */
 export function seededRandom(suite: string): Random {
   const given = Deno.env.get("CHAOS_SEED");
@@ -75,14 +87,7 @@ export function seededRandom(suite: string): Random {
     throw new Error(`CHAOS_SEED must be an integer: got "${given}"`);
   }
   console.log(`${suite}: seed ${seed} (CHAOS_SEED=${seed} replays it)`);
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const next = mulberry32(seed);
   return {
     seed,
     next,

@@ -230,57 +230,31 @@ export async function clearStripeFaults(stack: TestStack): Promise<void> {
   assert.ok(res.ok);
 }
 
-/** Resolves once `calls()` holds `n` matching requests after the `since`-th. */
-async function callsArrive(
-  service: string,
-  calls: () => { method: string; path: string }[],
+/**
+ * Resolves once a sandbox has received `n` requests matching `match` since the
+ * `since`-th (a call is recorded when it arrives, before any latency fault).
+ */
+export async function callsArrive(
+  sandbox: { calls(): { method: string; path: string }[] },
   since: number,
   match: (call: { method: string; path: string }) => boolean,
-  n: number,
+  n = 1,
 ): Promise<void> {
   for (let i = 0; i < 1000; i++) {
-    if (calls().slice(since).filter(match).length >= n) return;
+    if (sandbox.calls().slice(since).filter(match).length >= n) return;
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
-  assert.fail(`the ${service} never received ${n} such requests`);
+  assert.fail(`the sandbox never received ${n} such requests`);
 }
 
-/**
- * Resolves once the Stripe sandbox has received `n` requests matching `match` since
- * the `since`-th (a call is recorded when it arrives, before any latency fault).
- */
+/** {@linkcode callsArrive} on the stack's Stripe sandbox. */
 export async function stripeCallsArrive(
   stack: TestStack,
   since: number,
   match: (call: { method: string; path: string }) => boolean,
   n = 1,
 ): Promise<void> {
-  await callsArrive(
-    "Stripe sandbox",
-    () => stack.stripe.calls(),
-    since,
-    match,
-    n,
-  );
-}
-
-/**
- * Resolves once the panel sandbox has received `n` requests matching `match` since
- * the `since`-th (recorded when they arrive, before any latency fault).
- */
-export async function panelCallsArrive(
-  stack: TestStack,
-  since: number,
-  match: (call: { method: string; path: string }) => boolean,
-  n = 1,
-): Promise<void> {
-  await callsArrive(
-    "panel sandbox",
-    () => stack.panel.calls(),
-    since,
-    match,
-    n,
-  );
+  await callsArrive(stack.stripe, since, match, n);
 }
 
 /**

@@ -10,10 +10,10 @@ import assert from "node:assert/strict";
 import { callPanel, serverPayload } from "../local/panel-sandbox/testing.ts";
 import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 import {
+  callsArrive,
   completeCheckout,
   openCheckout,
   order,
-  panelCallsArrive,
   serversFor,
   startAlertReceiver,
   subscriptionControl,
@@ -39,8 +39,8 @@ async function paidWithSlowCreate(stack: TestStack) {
   });
   const since = stack.panel.calls().length;
   await completeCheckout(stack, checkout.sessionId);
-  await panelCallsArrive(
-    stack,
+  await callsArrive(
+    stack.panel,
     since,
     (call) => call.method === "POST" && call.path === SERVERS,
   );

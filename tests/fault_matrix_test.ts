@@ -15,16 +15,17 @@ import { assertInvariants } from "./_invariants.ts";
 import { provisioner } from "./_provision.ts";
 import {
   alertsOn,
+  callsArrive,
   clearStripeFaults,
   completeCheckout,
   openCheckout,
   order,
-  panelCallsArrive,
   purchase,
   serversFor,
   withoutWebhooks,
 } from "./_purchase.ts";
-import { startTestStack, type TestStack } from "./_stack.ts";
+import { startTestStack, type TestStack, type TestUser } from "./_stack.ts";
+import type { PanelFault } from "../local/panel-sandbox/mod.ts";
 import { type Sweeper, sweeper } from "./_sweep.ts";
 
 const SERVERS = "/api/application/servers";
@@ -75,66 +76,79 @@ async function assertOneServer(stack: TestStack, orderId: string) {
   assert.equal(row.pterodactyl_server_id, servers[0].id);
 }
 
+/** A fault on the panel's server create (POST /servers), once unless `times` says. */
+function failCreate(
+  stack: TestStack,
+  fault: Omit<PanelFault, "path" | "method">,
+): void {
+  stack.panel.addFault({ method: "POST", path: SERVERS, times: 1, ...fault });
+}
+
+/** A purchase whose first create meets `fault`: a visible error. Answers the order. */
+async function failedPurchase(
+  stack: TestStack,
+  fault: Omit<PanelFault, "path" | "method">,
+): Promise<string> {
+  failCreate(stack, fault);
+  const { orderId } = await purchase(stack, PLAN);
+  await assertVisibleError(stack, orderId);
+  return orderId;
+}
+
+/** A customer's checkout request, whatever it answers. */
+function tryCheckout(buyer: TestUser, serverName: string): Promise<Invocation> {
+  return invoke(buyer.client, "create-checkout-session", {
+    ...PLAN,
+    term: "monthly",
+    server_name: serverName,
+  });
+}
+
+/** A row's end: the order on one server, after `attempts` attempts when given. */
+function oneServerAfter(attempts?: number): Row["settled"] {
+  return async ({ stack }, orderId) => {
+    await assertOneServer(stack, orderId);
+    if (attempts === undefined) return;
+    assert.equal((await order(stack, orderId)).attempt_count, attempts);
+  };
+}
+
+/** The same customer buys once the fault is gone. Answers the order. */
+async function buyAgain(stack: TestStack, buyer: TestUser): Promise<string> {
+  const again = await openCheckout(stack, PLAN, buyer);
+  await completeCheckout(stack, again.sessionId);
+  await stack.idle();
+  return again.orderId;
+}
+
 const ROWS: Row[] = [
   {
     name: "panel 500 at the create: an alerted error, retried by the sweep",
-    async run({ stack }) {
-      stack.panel.addFault({
-        method: "POST",
-        path: SERVERS,
-        status: 500,
-        times: 1,
-      });
-      const { orderId } = await purchase(stack, PLAN);
-      await assertVisibleError(stack, orderId);
-      return orderId;
-    },
-    async settled({ stack }, orderId) {
-      await assertOneServer(stack, orderId);
-      assert.equal((await order(stack, orderId)).attempt_count, 2);
-    },
+    run: ({ stack }) => failedPurchase(stack, { status: 500 }),
+    settled: oneServerAfter(2),
   },
   {
     name:
       "panel timeout at the sweep's retry: no answer is an error, the next sweep makes it",
     async run({ stack, sweep }) {
-      stack.panel.addFault({
-        method: "POST",
-        path: SERVERS,
-        status: 502,
-        times: 1,
-      });
-      const { orderId } = await purchase(stack, PLAN);
-      await assertVisibleError(stack, orderId);
-      stack.panel.addFault({
-        method: "POST",
-        path: SERVERS,
-        timeout: true,
-        times: 1,
-      });
+      const orderId = await failedPurchase(stack, { status: 502 });
+      failCreate(stack, { timeout: true });
       sweep.clock.advance(60_000);
       await sweep.sweep();
       const row = await assertVisibleError(stack, orderId);
       assert.match(row.error_message, /no answer within 1000 ms/);
       return orderId;
     },
-    async settled({ stack }, orderId) {
-      await assertOneServer(stack, orderId);
-      assert.equal((await order(stack, orderId)).attempt_count, 3);
-    },
+    settled: oneServerAfter(3),
   },
   {
     name: "panel 429 with Retry-After: the next attempt waits as long as asked",
     async run({ stack }) {
-      stack.panel.addFault({
-        method: "POST",
-        path: SERVERS,
+      const orderId = await failedPurchase(stack, {
         status: 429,
         retryAfterSeconds: 600,
-        times: 1,
       });
-      const { orderId } = await purchase(stack, PLAN);
-      const row = await assertVisibleError(stack, orderId);
+      const row = await order(stack, orderId);
       const [failed] = (await attempts(stack, orderId)).filter((a) =>
         a.detail.panel_status === 429
       );
@@ -146,27 +160,18 @@ const ROWS: Row[] = [
       );
       return orderId;
     },
-    settled: async ({ stack }, orderId) =>
-      await assertOneServer(stack, orderId),
+    settled: oneServerAfter(),
   },
   {
     name:
       "panel loses the create's answer: the server is found by external id, one attempt",
     async run({ stack }) {
-      stack.panel.addFault({
-        method: "POST",
-        path: SERVERS,
-        loseResponse: true,
-        times: 1,
-      });
+      failCreate(stack, { loseResponse: true });
       const { orderId } = await purchase(stack, PLAN);
       await assertOneServer(stack, orderId);
       return orderId;
     },
-    async settled({ stack }, orderId) {
-      await assertOneServer(stack, orderId);
-      assert.equal((await order(stack, orderId)).attempt_count, 1);
-    },
+    settled: oneServerAfter(1),
   },
   {
     name:
@@ -181,8 +186,7 @@ const ROWS: Row[] = [
       assert.equal(row.attempt_count, 2);
       return orderId;
     },
-    settled: async ({ stack }, orderId) =>
-      await assertOneServer(stack, orderId),
+    settled: oneServerAfter(),
   },
   {
     name:
@@ -190,12 +194,7 @@ const ROWS: Row[] = [
     async run({ stack }) {
       stack.stripe.addFault({ path: /^\/v1\//, status: 500 });
       const buyer = await stack.user();
-      const res = await invoke(buyer.client, "create-checkout-session", {
-        plan_id: "mc-java-2gb",
-        term: "monthly",
-        region: "us-east",
-        server_name: "Stripe down",
-      });
+      const res = await tryCheckout(buyer, "Stripe down");
       assert.equal(res.status, 502, JSON.stringify(res.body));
       assert.equal(errorCode(res.body), "stripe_error");
       const [row] = await stack.sql`select * from public.orders
@@ -203,17 +202,9 @@ const ROWS: Row[] = [
       assert.equal(row.status, "expired");
       assert.ok(row.error_message);
       await clearStripeFaults(stack);
-      const again = await openCheckout(
-        stack,
-        { plan_id: "mc-java-2gb" },
-        buyer,
-      );
-      await completeCheckout(stack, again.sessionId);
-      await stack.idle();
-      return again.orderId;
+      return await buyAgain(stack, buyer);
     },
-    settled: async ({ stack }, orderId) =>
-      await assertOneServer(stack, orderId),
+    settled: oneServerAfter(),
   },
   {
     name:
@@ -249,38 +240,25 @@ const ROWS: Row[] = [
       await pg.restart({
         downMs: 0,
         whileDown: async () => {
-          refused = await invoke(buyer.client, "create-checkout-session", {
-            ...PLAN,
-            term: "monthly",
-            server_name: "Database down",
-          });
+          refused = await tryCheckout(buyer, "Database down");
         },
       });
       assert.equal(refused?.status, 503, JSON.stringify(refused?.body));
       assert.equal(errorCode(refused.body), "temporarily_unavailable");
       assert.deepEqual(await footprint(stack), before);
-      const again = await openCheckout(stack, PLAN, buyer);
-      await completeCheckout(stack, again.sessionId);
-      await stack.idle();
-      return again.orderId;
+      return await buyAgain(stack, buyer);
     },
-    settled: async ({ stack }, orderId) =>
-      await assertOneServer(stack, orderId),
+    settled: oneServerAfter(),
   },
   {
     name:
       "Postgres restarted in the middle of provisioning: the claim is taken over, the server attached",
     async run({ stack, pg }) {
       const checkout = await openCheckout(stack, PLAN);
-      stack.panel.addFault({
-        method: "POST",
-        path: SERVERS,
-        latencyMs: 1_000,
-        times: 1,
-      });
+      failCreate(stack, { latencyMs: 1_000 });
       const since = stack.panel.calls().length;
       await completeCheckout(stack, checkout.sessionId);
-      await panelCallsArrive(stack, since, isCreate);
+      await callsArrive(stack.panel, since, isCreate);
       await pg.restart({ downMs: 1_500 });
       await stack.idle();
       // The create went through while nothing could record it.
@@ -290,23 +268,13 @@ const ROWS: Row[] = [
       assert.equal(row.pterodactyl_server_id, null);
       return checkout.orderId;
     },
-    async settled({ stack }, orderId) {
-      await assertOneServer(stack, orderId);
-      assert.equal((await order(stack, orderId)).attempt_count, 2);
-    },
+    settled: oneServerAfter(2),
   },
   {
     name:
       "the worker stopped between the panel's create and the database's record",
     async run({ stack }) {
-      stack.panel.addFault({
-        method: "POST",
-        path: SERVERS,
-        status: 500,
-        times: 1,
-      });
-      const { orderId } = await purchase(stack, PLAN);
-      await assertVisibleError(stack, orderId);
+      const orderId = await failedPurchase(stack, { status: 500 });
       // A retry whose worker dies right after the panel made the server.
       const created = Promise.withResolvers<void>();
       const worker = provisioner(stack, {
@@ -328,10 +296,7 @@ const ROWS: Row[] = [
       assert.equal(serversFor(stack, orderId).length, 1);
       return orderId;
     },
-    async settled({ stack }, orderId) {
-      await assertOneServer(stack, orderId);
-      assert.equal((await order(stack, orderId)).attempt_count, 3);
-    },
+    settled: oneServerAfter(3),
   },
   {
     name:

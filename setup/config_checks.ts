@@ -151,7 +151,7 @@ export const REQUIRED_GRANTS = [
 ];
 /** Grants allowed beyond the required ones (the customer's own rows, column by column). */
 export const ALLOWED_GRANT =
-  /^authenticated SELECT (external_accounts|orders\(\w+\)|order_events\(\w+\))$/;
+  /^authenticated SELECT (external_accounts|orders\(\w+\)|order_events\(\w+\)|plan_changes\(\w+\))$/;
 
 const ok = (id: string, detail: string): ConfigCheck => ({
   id,

@@ -181,6 +181,31 @@ async function recordRefused(
   return { duplicate: false, outcome: "failed", orderId: null };
 }
 
+/**
+ * Records an event of a type the shop does not act on, and its outcome, in one
+ * statement (no transaction, no log line: it changes nothing but its own row); a copy
+ * already recorded makes it a duplicate.
+ */
+async function recordIgnored(
+  sql: Sql,
+  event: ShopEvent,
+  payload: JSONValue,
+  via: ReceivedVia,
+): Promise<Processed> {
+  const recorded = await sql`
+    insert into public.stripe_events_log (event_id, type, api_version,
+      stripe_created_at, outcome, payload, processed_at, received_via)
+    values (${event.id}, ${event.name}, ${event.apiVersion},
+      to_timestamp(${event.created}), 'ignored', ${
+    sql.json(payload)
+  }, now(), ${via})
+    on conflict (event_id) do nothing
+    returning event_id`;
+  return recorded.length === 0
+    ? { duplicate: true }
+    : { duplicate: false, outcome: "ignored", orderId: null };
+}
+
 /** Whether the event is recorded already (its Stripe reads are then skipped). */
 async function isRecorded(sql: Sql, eventId: string): Promise<boolean> {
   const rows = await sql`select 1 from public.stripe_events_log
@@ -202,11 +227,12 @@ export async function processEvent(
   const parsed = parseEvent(body);
   if (!parsed.ok) return await recordInvalid(deps, body, parsed, options);
   const event = parsed.event;
-  const log = deps.log.child({ event_id: event.id, event_type: event.name });
-  if (await isRecorded(deps.sql, event.id)) {
-    log.info("Duplicate event acknowledged");
-    return { duplicate: true };
+  if (event.type === "other") {
+    return await recordIgnored(deps.sql, event, parsed.payload, options.via);
   }
+  // A duplicate costs this one statement and no log line: it changes nothing.
+  if (await isRecorded(deps.sql, event.id)) return { duplicate: true };
+  const log = deps.log.child({ event_id: event.id, event_type: event.name });
   // Read first, outside any transaction; then lock and decide on the locked row.
   let facts: StripeFacts;
   try {
@@ -237,10 +263,7 @@ export async function processEvent(
       where event_id = ${event.id}`;
     return result;
   });
-  if (applied === "duplicate") {
-    log.info("Duplicate event acknowledged");
-    return { duplicate: true };
-  }
+  if (applied === "duplicate") return { duplicate: true };
 
   const orderLog = log.child({ order_id: applied.orderId });
   orderLog.info(`Event ${applied.outcome}`, {

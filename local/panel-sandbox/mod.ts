@@ -26,7 +26,7 @@
  * - `POST /_sandbox/faults` with a {@linkcode PanelFault} whose `path` is a string
  *   (a string starting with `^` is a regular expression); `GET|DELETE /_sandbox/faults`
  * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?,
- *   wingsStatus?}` (`wingsStatus` 0 for unreachable, a status, or null for working)
+ *   latencyMs?, wingsStatus?}` (`latencyMs`: how long every API answer takes) (`wingsStatus` 0 for unreachable, a status, or null for working)
  * - `POST /_sandbox/servers/{id}/power` with `{"state": "offline"|"starting"|"running"|"stopping"}`
  * - `DELETE /_sandbox/servers/{id}`: deletes a server by hand (as in the admin UI)
  * - `POST /_sandbox/installs/finish` with `{server_id?, outcome?}`: ends pending
@@ -108,6 +108,8 @@ export interface PanelSandboxOptions {
   installDelayMs?: number;
   installOutcome?: "success" | "failure";
   rateLimitPerMinute?: number;
+  /** How long every API call takes before it is answered (a remote panel's latency). */
+  latencyMs?: number;
   /**
    * While set, every call the panel makes to Wings fails with this status (0: Wings
    * unreachable), as `DaemonConnectionException`: suspend, reinstall, power,
@@ -139,6 +141,7 @@ export interface PanelSandbox {
         | "installDelayMs"
         | "installOutcome"
         | "rateLimitPerMinute"
+        | "latencyMs"
         | "wingsStatus"
       >
     >,
@@ -151,6 +154,7 @@ const ConfigPatch = z.object({
   installDelayMs: z.number().int().nonnegative().optional(),
   installOutcome: z.enum(["success", "failure"]).optional(),
   rateLimitPerMinute: z.number().int().positive().optional(),
+  latencyMs: z.number().int().nonnegative().max(60_000).optional(),
   wingsStatus: z.number().int().min(0).max(599).nullable().optional(),
 }).strict();
 
@@ -231,6 +235,7 @@ export async function startPanelSandbox(
     installDelayMs: options.installDelayMs ?? 2000,
     installOutcome: options.installOutcome ?? "success",
     rateLimitPerMinute: options.rateLimitPerMinute ?? 240,
+    latencyMs: options.latencyMs ?? 0,
     wingsStatus: options.wingsStatus ?? null,
   };
   const keys = new Map<string, ApiKey>([
@@ -333,6 +338,9 @@ export async function startPanelSandbox(
       url.pathname.startsWith(`${APPLICATION_BASE}/`);
     const isClient = url.pathname.startsWith(`${CLIENT_BASE}/`);
     let rateHeaders: Record<string, string> = {};
+    if (config.latencyMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, config.latencyMs));
+    }
     try {
       if (!isApp && !isClient) {
         throw new PanelHttpError(

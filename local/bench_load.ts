@@ -27,6 +27,8 @@ export interface LoadResult {
   p95: number;
   p99: number;
   statuses: Record<string, number>;
+  /** When the first request went out (`performance.now()`). */
+  startedAt: number;
 }
 
 /** The value at percentile `p` (0–100) of `values`. */
@@ -97,6 +99,7 @@ export async function load(
     p95: percentile(latencies, 95),
     p99: percentile(latencies, 99),
     statuses,
+    startedAt: started,
   };
 }
 
@@ -186,12 +189,13 @@ export async function coldStart(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-prompt", script],
     env: { ...env, DENO_SERVE_ADDRESS: "tcp:127.0.0.1:0", NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "null",
+    // Deno.serve announces "Listening on …" on stderr.
+    stdout: "null",
+    stderr: "piped",
     stdin: "null",
   }).spawn();
   try {
-    const reader = child.stdout.pipeThrough(new TextDecoderStream())
+    const reader = child.stderr.pipeThrough(new TextDecoderStream())
       .getReader();
     let text = "";
     let url: string | undefined;
@@ -204,12 +208,15 @@ export async function coldStart(
     const res = await fetch(url, { method: "POST", body: "{}" });
     await res.body?.cancel();
     const elapsed = performance.now() - started;
-    reader.releaseLock();
+    await reader.cancel();
     return elapsed;
   } finally {
-    child.kill("SIGKILL");
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It had ended already.
+    }
     await child.status;
-    await child.stdout.cancel().catch(() => {});
   }
 }
 

@@ -12,7 +12,7 @@
  * @module
  */
 import type { Alerter } from "../_shared/platform/alerts.ts";
-import type { Sql, Tx } from "../_shared/platform/db.ts";
+import type { Sql } from "../_shared/platform/db.ts";
 import type { Logger } from "../_shared/platform/log.ts";
 import { cutText, wellFormedJson } from "../_shared/platform/text.ts";
 import type { Stripe } from "../_shared/stripe/client.ts";
@@ -57,10 +57,11 @@ export type Processed =
     orderId: string | null;
   };
 
-type JSONValue = Parameters<Tx["json"]>[0];
+/** An event's JSON text, as stored in `stripe_events_log.payload` (jsonb). */
+type Payload = string;
 
 type ParsedEvent =
-  | { ok: true; event: ShopEvent; payload: JSONValue }
+  | { ok: true; event: ShopEvent; payload: Payload }
   | { ok: false; problem: string; id?: string; type?: string };
 
 /** Whether a parsed JSON value holds a NUL character anywhere (Postgres refuses it). */
@@ -76,8 +77,16 @@ function holdsNul(value: unknown): boolean {
 }
 
 /**
+ * A JSON escape that may need care: a NUL (Postgres refuses it in jsonb) or a
+ * surrogate (a lone one is not text). Raw control characters are not JSON, and the
+ * body was decoded as UTF-8: without such an escape, the text is stored as it came.
+ */
+const SUSPECT_ESCAPE = /\\u(?:0000|d[89a-f])/i;
+
+/**
  * Reads an event's JSON text as an event the shop can act on (every object it reads
- * parsed by its schema, every string well formed), or says why it is not one.
+ * parsed by its schema, every string well formed), or says why it is not one. The
+ * body is parsed once; only a body with a suspect escape is copied and cleaned.
  */
 function parseEvent(body: string): ParsedEvent {
   let raw: unknown;
@@ -86,16 +95,21 @@ function parseEvent(body: string): ParsedEvent {
   } catch {
     return { ok: false, problem: "the body is not JSON" };
   }
-  const json = wellFormedJson(raw);
+  const clean = !SUSPECT_ESCAPE.test(body);
+  const json = clean ? raw : wellFormedJson(raw);
   const named = json as { id?: unknown; type?: unknown } | null;
   const id = typeof named?.id === "string" ? named.id : undefined;
   const type = typeof named?.type === "string" ? named.type : undefined;
   const parsed = parseShopEvent(json);
   if (!parsed.ok) return { ok: false, problem: parsed.problem, id, type };
-  if (holdsNul(json)) {
+  if (!clean && holdsNul(json)) {
     return { ok: false, problem: "the event holds a NUL character", id, type };
   }
-  return { ok: true, event: parsed.event, payload: json as JSONValue };
+  return {
+    ok: true,
+    event: parsed.event,
+    payload: clean ? body : JSON.stringify(json),
+  };
 }
 
 /** Text safe for Postgres: well formed, NUL characters made visible, cut whole. */
@@ -151,7 +165,7 @@ async function recordInvalid(
 async function recordRefused(
   deps: ProcessDeps,
   event: ShopEvent,
-  payload: JSONValue,
+  payload: Payload,
   refusal: StripeRefusal,
   options: ProcessOptions,
 ): Promise<Processed> {
@@ -161,7 +175,7 @@ async function recordRefused(
     insert into public.stripe_events_log (event_id, type, api_version, stripe_created_at,
       outcome, error, payload, processed_at, received_via)
     values (${event.id}, ${event.name}, ${event.apiVersion}, to_timestamp(${event.created}),
-      'failed', ${error}, ${deps.sql.json(payload)}, now(), ${options.via})
+      'failed', ${error}, ${payload}::jsonb, now(), ${options.via})
     on conflict (event_id) do nothing
     returning event_id`;
   if (recorded.length === 0) {
@@ -189,16 +203,15 @@ async function recordRefused(
 async function recordIgnored(
   sql: Sql,
   event: ShopEvent,
-  payload: JSONValue,
+  payload: Payload,
   via: ReceivedVia,
 ): Promise<Processed> {
   const recorded = await sql`
     insert into public.stripe_events_log (event_id, type, api_version,
       stripe_created_at, outcome, payload, processed_at, received_via)
     values (${event.id}, ${event.name}, ${event.apiVersion},
-      to_timestamp(${event.created}), 'ignored', ${
-    sql.json(payload)
-  }, now(), ${via})
+      to_timestamp(${event.created}), 'ignored', ${payload}::jsonb,
+      now(), ${via})
     on conflict (event_id) do nothing
     returning event_id`;
   return recorded.length === 0
@@ -248,9 +261,8 @@ export async function processEvent(
       insert into public.stripe_events_log (event_id, type, api_version,
         stripe_created_at, payload, received_via)
       values (${event.id}, ${event.name}, ${event.apiVersion},
-        to_timestamp(${event.created}), ${
-      tx.json(parsed.payload)
-    }, ${options.via})
+        to_timestamp(${event.created}), ${parsed.payload}::jsonb,
+        ${options.via})
       on conflict (event_id) do nothing
       returning event_id`;
     if (recorded.length === 0) return "duplicate" as const;

@@ -54,13 +54,13 @@ import { benchSweep } from "./bench_sweep.ts";
 import { createDatabase, dropDatabase } from "./database.ts";
 import { userAccessToken } from "./keys.ts";
 import { startPostgres } from "./postgres.ts";
-import { type Stack, startStack } from "./stack.ts";
-import { ensureUser } from "./token.ts";
+import { callSweep, type Stack, startStack } from "./stack.ts";
+import { ensureUser, postAsUser } from "./token.ts";
 
 const DELIVERIES = 720;
 const CONCURRENCY = 32;
 const DUPLICATE_SHARE = 0.2;
-const ROUNDS = 3;
+const ROUNDS = 4;
 const CHECKOUTS = 60;
 /**
  * The local panel's nodes hold 88 servers of the smallest plan (us-east 48, eu-west
@@ -149,7 +149,7 @@ function uniqueIds(deliveries: Delivery[]): string[] {
   ];
 }
 
-/** Median throughput and p99 of `rounds` loads of each handler, taken in turns. */
+/** Median throughput and p99 of one load of each handler per round, taken in turns. */
 async function compare(
   urls: Record<string, string>,
   rounds: Delivery[][],
@@ -157,8 +157,12 @@ async function compare(
   Record<string, { perSecond: number; p99: number; runs: LoadResult[] }>
 > {
   const runs: Record<string, LoadResult[]> = {};
-  for (const deliveries of rounds) {
-    for (const [name, url] of Object.entries(urls)) {
+  for (const [r, deliveries] of rounds.entries()) {
+    // Every other round in the reverse order: none always runs after the others.
+    const turn = r % 2 === 0
+      ? Object.entries(urls)
+      : Object.entries(urls).reverse();
+    for (const [name, url] of turn) {
       (runs[name] ??= []).push(await load(url, deliveries, CONCURRENCY));
     }
   }
@@ -379,19 +383,14 @@ async function main(): Promise<void> {
     });
     const regions = ["us-east", "eu-west"];
     const open = async (url: string, i: number) => {
-      const res = await fetch(url, {
-        method: "POST",
-        headers: {
-          Authorization: `Bearer ${token}`,
-          apikey: stack.keys.publishableKey,
-          "Content-Type": "application/json",
-        },
-        body: JSON.stringify({
-          plan_id: "among-us-1gb",
-          term: "monthly",
-          region: regions[(i + 2) % 2],
-          server_name: `Bench ${i}`,
-        }),
+      const res = await postAsUser(url, {
+        token,
+        publishableKey: stack.keys.publishableKey,
+      }, {
+        plan_id: "among-us-1gb",
+        term: "monthly",
+        region: regions[(i + 2) % 2],
+        server_name: `Bench ${i}`,
       });
       const body = await res.json();
       if (!res.ok) {
@@ -481,18 +480,7 @@ async function main(): Promise<void> {
         );
       }
       await stack.idle();
-      const res = await fetch(
-        `${stack.gateway.url}/functions/v1/sync-server-status`,
-        {
-          method: "POST",
-          headers: {
-            "Content-Type": "application/json",
-            apikey: stack.keys.secretKey,
-          },
-          body: "{}",
-        },
-      );
-      await res.body?.cancel();
+      await callSweep(stack);
       await new Promise((resolve) => setTimeout(resolve, 2_000));
     }
     // From the first delivery to stripe-webhook (the references ran before it).

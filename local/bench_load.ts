@@ -121,20 +121,35 @@ export function serve(handler: Handler): Served {
   };
 }
 
+/** The body of a delivery whose signature checks out, or null. */
+async function verifiedBody(
+  req: Request,
+  stripe: Stripe,
+  secret: string,
+): Promise<string | null> {
+  const body = await req.text();
+  try {
+    await verifyStripeSignature(
+      stripe,
+      body,
+      req.headers.get("Stripe-Signature") ?? "",
+      secret,
+    );
+    return body;
+  } catch {
+    return null;
+  }
+}
+
+const BAD_SIGNATURE = {
+  error: { code: "invalid_signature", message: "Invalid Stripe signature" },
+};
+
 /** Reference: a webhook handler that verifies the signature and answers. */
 export function signatureOnlyHandler(stripe: Stripe, secret: string): Handler {
   return async (req) => {
-    const body = await req.text();
-    try {
-      await verifyStripeSignature(
-        stripe,
-        body,
-        req.headers.get("Stripe-Signature") ?? "",
-        secret,
-      );
-    } catch {
-      return Response.json({ error: "bad signature" }, { status: 400 });
-    }
+    const body = await verifiedBody(req, stripe, secret);
+    if (body === null) return Response.json(BAD_SIGNATURE, { status: 400 });
     return Response.json({ received: true });
   };
 }
@@ -156,17 +171,8 @@ export function durableFloorHandler(
   sql: Sql,
 ): Handler {
   return async (req) => {
-    const body = await req.text();
-    try {
-      await verifyStripeSignature(
-        stripe,
-        body,
-        req.headers.get("Stripe-Signature") ?? "",
-        secret,
-      );
-    } catch {
-      return Response.json({ error: "bad signature" }, { status: 400 });
-    }
+    const body = await verifiedBody(req, stripe, secret);
+    if (body === null) return Response.json(BAD_SIGNATURE, { status: 400 });
     const event = JSON.parse(body) as { id: string; type: string };
     const rows = await sql`
       insert into public.bench_floor_events (event_id, type, payload, received_via)

@@ -13,7 +13,7 @@ import {
   SERVERS_CURSOR_KEY,
 } from "../supabase/functions/_shared/sweep/servers.ts";
 import type { BenchRow } from "./bench.ts";
-import type { Stack } from "./stack.ts";
+import { callSweep, type Stack } from "./stack.ts";
 
 const SIZES = [1_000, 10_000, 100_000];
 const BULK_LIMIT = 10_000;
@@ -30,22 +30,11 @@ interface SweepAnswer {
 }
 
 async function runSweep(stack: Stack): Promise<SweepAnswer> {
-  const res = await fetch(
-    `${stack.gateway.url}/functions/v1/sync-server-status`,
-    {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/json",
-        apikey: stack.keys.secretKey,
-      },
-      body: "{}",
-    },
-  );
-  const body = await res.json();
-  if (!res.ok) {
-    throw new Error(`Sweep answered ${res.status}: ${JSON.stringify(body)}`);
+  const { status, body } = await callSweep(stack);
+  if (status !== 200) {
+    throw new Error(`Sweep answered ${status}: ${JSON.stringify(body)}`);
   }
-  return body as SweepAnswer;
+  return body as unknown as SweepAnswer;
 }
 
 async function cursorPage(sql: postgres.Sql): Promise<number> {

@@ -176,7 +176,7 @@ export function durableFloorHandler(
     const event = JSON.parse(body) as { id: string; type: string };
     const rows = await sql`
       insert into public.bench_floor_events (event_id, type, payload, received_via)
-      values (${event.id}, ${event.type}, ${body}::jsonb, 'webhook')
+      values (${event.id}, ${event.type}, ${body}::text::jsonb, 'webhook')
       on conflict (event_id) do nothing
       returning event_id`;
     return Response.json({ received: true, duplicate: rows.length === 0 });

@@ -175,7 +175,7 @@ async function recordRefused(
     insert into public.stripe_events_log (event_id, type, api_version, stripe_created_at,
       outcome, error, payload, processed_at, received_via)
     values (${event.id}, ${event.name}, ${event.apiVersion}, to_timestamp(${event.created}),
-      'failed', ${error}, ${payload}::jsonb, now(), ${options.via})
+      'failed', ${error}, ${payload}::text::jsonb, now(), ${options.via})
     on conflict (event_id) do nothing
     returning event_id`;
   if (recorded.length === 0) {
@@ -210,7 +210,7 @@ async function recordIgnored(
     insert into public.stripe_events_log (event_id, type, api_version,
       stripe_created_at, outcome, payload, processed_at, received_via)
     values (${event.id}, ${event.name}, ${event.apiVersion},
-      to_timestamp(${event.created}), 'ignored', ${payload}::jsonb,
+      to_timestamp(${event.created}), 'ignored', ${payload}::text::jsonb,
       now(), ${via})
     on conflict (event_id) do nothing
     returning event_id`;
@@ -261,7 +261,7 @@ export async function processEvent(
       insert into public.stripe_events_log (event_id, type, api_version,
         stripe_created_at, payload, received_via)
       values (${event.id}, ${event.name}, ${event.apiVersion},
-        to_timestamp(${event.created}), ${parsed.payload}::jsonb,
+        to_timestamp(${event.created}), ${parsed.payload}::text::jsonb,
         ${options.via})
       on conflict (event_id) do nothing
       returning event_id`;

@@ -162,6 +162,9 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
         assert.equal(after.cpu_percent, 300);
         assert.equal(after.status, "active");
 
+        // The build is changed at once, or by the next sweep when a concurrent
+        // worker held the order at that moment.
+        await sweep.sweep();
         const server = serverOf(stack, bought.orderId);
         assert.equal(server.memory, 8192);
         assert.equal(server.disk, 40960);
@@ -330,6 +333,47 @@ Deno.test("change-server-plan: upgrades, downgrades and their refusals", async (
           (await changes(stack, bought.orderId)).map((c) => c.status),
           ["applied"],
         );
+      },
+    );
+
+    await t.step(
+      "a downgrade the data outgrew by the renewal waits for files to go, alerted",
+      async () => {
+        const bought = await running(stack, sweep);
+        assert.equal(
+          (await change(bought, { plan_id: "mc-java-2gb" })).status,
+          200,
+        );
+        const server = serverOf(stack, bought.orderId);
+        const usage = (mb: number) =>
+          control(`${stack.panel.url}/_sandbox/servers/${server.id}/usage`, {
+            disk_bytes: mb * 1024 * 1024,
+            memory_bytes: 0,
+          });
+        await usage(15_000);
+        await subscriptionControl(stack, bought.subscription, "renew");
+        let row = await order(stack, bought.orderId);
+        assert.equal(row.disk_mb, 10240);
+        for (let i = 0; i < 4; i++) {
+          sweep.clock.advance(16 * 60_000);
+          await sweep.sweep();
+        }
+        row = await order(stack, bought.orderId);
+        // Wings would stop a server whose data exceeds its disk: it keeps its disk.
+        assert.equal(serverOf(stack, bought.orderId).disk, 20480);
+        assert.equal(row.panel_limits.disk, 20480);
+        assert.ok(row.panel_action_attempts >= 3);
+        assert.ok(
+          alerts.alerts.some((a) =>
+            a.order_id === bought.orderId && /15000 MB of disk/.test(a.content)
+          ),
+          JSON.stringify(alerts.alerts),
+        );
+        await usage(5_000);
+        sweep.clock.advance(16 * 60_000);
+        await sweep.sweep();
+        assert.equal(serverOf(stack, bought.orderId).disk, 10240);
+        assert.equal(serverOf(stack, bought.orderId).memory, 2048);
       },
     );
 

@@ -302,6 +302,9 @@ export type CancellationFeedback =
 /** A change waiting for its invoice to be paid (`payment_behavior=pending_if_incomplete`). */
 export type PendingUpdate = {
   billing_cycle_anchor: number | null;
+  discount: null;
+  discounts: null;
+  metadata: null;
   expires_at: number;
   subscription_items: SubscriptionItem[] | null;
   trial_end: number | null;
@@ -342,7 +345,9 @@ export type Subscription =
     default_tax_rates: never[];
     discounts: never[];
     ended_at: number | null;
-    invoice_settings: { account_tax_ids: null; issuer: { type: "self" } };
+    invoice_settings:
+      & Nulls<"account_tax_ids" | "custom_fields" | "description" | "footer">
+      & { issuer: { type: "self" } };
     items: List<SubscriptionItem>;
     latest_invoice: string | null;
     livemode: false;
@@ -831,11 +836,15 @@ export type SubscriptionSchedule =
       collection_method: "charge_automatically";
       default_payment_method: null;
       description: null;
-      invoice_settings: {
-        account_tax_ids: null;
-        days_until_due: null;
-        issuer: { type: "self" };
-      };
+      invoice_settings:
+        & Nulls<
+          | "account_tax_ids"
+          | "custom_fields"
+          | "days_until_due"
+          | "description"
+          | "footer"
+        >
+        & { issuer: { type: "self" } };
       on_behalf_of: null;
       transfer_data: null;
     };

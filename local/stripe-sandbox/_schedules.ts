@@ -115,7 +115,10 @@ export function createSchedule(
       description: null,
       invoice_settings: {
         account_tax_ids: null,
+        custom_fields: null,
         days_until_due: null,
+        description: null,
+        footer: null,
         issuer: { type: "self" },
       },
       on_behalf_of: null,

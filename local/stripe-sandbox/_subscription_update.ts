@@ -341,6 +341,9 @@ function pendingChange(
   }
   sub.pending_update = {
     billing_cycle_anchor: null,
+    discount: null,
+    discounts: null,
+    metadata: null,
     expires_at: now() + PENDING_LIFETIME,
     subscription_items: after,
     trial_end: null,

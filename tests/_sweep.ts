@@ -24,6 +24,7 @@ import {
   sweep,
   type SweepSummary,
 } from "../supabase/functions/_shared/sweep/mod.ts";
+import { callSweep } from "../local/stack.ts";
 import type { TestStack } from "./_stack.ts";
 
 /** A clock the test moves forward. */
@@ -131,18 +132,7 @@ export async function serviceCall(
   stack: TestStack,
   body: Record<string, unknown> = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(
-    `${stack.gateway.url}/functions/v1/sync-server-status`,
-    {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/json",
-        apikey: stack.keys.secretKey,
-      },
-      body: JSON.stringify(body),
-    },
-  );
-  return { status: res.status, body: await res.json() };
+  return await callSweep(stack, body);
 }
 
 /** Ends the panel sandbox's pending installs now (all, or one server's). */

@@ -303,6 +303,28 @@ export function dotenv(env: Env): string {
 }
 
 /**
+ * Calls sync-server-status as the schedule does (a secret key in `apikey`); with no
+ * `order_id` in `body` that is one sweep. Answers its status and JSON body.
+ */
+export async function callSweep(
+  stack: Pick<Stack, "gateway" | "keys">,
+  body: Record<string, unknown> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(
+    `${stack.gateway.url}/functions/v1/sync-server-status`,
+    {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        apikey: stack.keys.secretKey,
+      },
+      body: JSON.stringify(body),
+    },
+  );
+  return { status: res.status, body: await res.json() };
+}
+
+/**
  * What pg_cron does on hosted Supabase: call the sweep through the gateway with a
  * secret key, every `intervalMs`, never two at once.
  */
@@ -314,19 +336,8 @@ function startSweepTimer(
   let running: Promise<void> | null = null;
   const run = async () => {
     try {
-      const res = await fetch(
-        `${stack.gateway.url}/functions/v1/sync-server-status`,
-        {
-          method: "POST",
-          headers: {
-            "Content-Type": "application/json",
-            apikey: stack.keys.secretKey,
-          },
-          body: "{}",
-        },
-      );
-      const body = await res.json();
-      if (!res.ok) log.error("Sweep failed", { status: res.status, body });
+      const { status, body } = await callSweep(stack);
+      if (status !== 200) log.error("Sweep failed", { status, body });
       else if (Object.keys(body.outcomes ?? {}).length > 0) {
         log.info("Sweep", body);
       }

@@ -26,7 +26,7 @@
  * - `POST /_sandbox/faults` with a {@linkcode PanelFault} whose `path` is a string
  *   (a string starting with `^` is a regular expression); `GET|DELETE /_sandbox/faults`
  * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?,
- *   wingsStatus?}` (`wingsStatus` 0 for unreachable, a status, or null for working)
+ *   latencyMs?, wingsStatus?}` (`latencyMs`: how long every API answer takes) (`wingsStatus` 0 for unreachable, a status, or null for working)
  * - `POST /_sandbox/servers/{id}/power` with `{"state": "offline"|"starting"|"running"|"stopping"}`
  * - `POST /_sandbox/servers/{id}/usage` with `{"disk_bytes", "memory_bytes"}`: what
  *   Wings reports in use from then on (client API `GET …/resources`
@@ -112,6 +112,8 @@ export interface PanelSandboxOptions {
   installDelayMs?: number;
   installOutcome?: "success" | "failure";
   rateLimitPerMinute?: number;
+  /** How long every API call takes before it is answered (a remote panel's latency). */
+  latencyMs?: number;
   /**
    * While set, every call the panel makes to Wings fails with this status (0: Wings
    * unreachable), as `DaemonConnectionException`: suspend, reinstall, power,
@@ -143,6 +145,7 @@ export interface PanelSandbox {
         | "installDelayMs"
         | "installOutcome"
         | "rateLimitPerMinute"
+        | "latencyMs"
         | "wingsStatus"
       >
     >,
@@ -155,6 +158,7 @@ const ConfigPatch = z.object({
   installDelayMs: z.number().int().nonnegative().optional(),
   installOutcome: z.enum(["success", "failure"]).optional(),
   rateLimitPerMinute: z.number().int().positive().optional(),
+  latencyMs: z.number().int().nonnegative().max(60_000).optional(),
   wingsStatus: z.number().int().min(0).max(599).nullable().optional(),
 }).strict();
 
@@ -240,6 +244,7 @@ export async function startPanelSandbox(
     installDelayMs: options.installDelayMs ?? 2000,
     installOutcome: options.installOutcome ?? "success",
     rateLimitPerMinute: options.rateLimitPerMinute ?? 240,
+    latencyMs: options.latencyMs ?? 0,
     wingsStatus: options.wingsStatus ?? null,
   };
   const keys = new Map<string, ApiKey>([
@@ -342,6 +347,9 @@ export async function startPanelSandbox(
       url.pathname.startsWith(`${APPLICATION_BASE}/`);
     const isClient = url.pathname.startsWith(`${CLIENT_BASE}/`);
     let rateHeaders: Record<string, string> = {};
+    if (config.latencyMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, config.latencyMs));
+    }
     try {
       if (!isApp && !isClient) {
         throw new PanelHttpError(

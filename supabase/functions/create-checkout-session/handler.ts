@@ -11,7 +11,7 @@ import {
   type AuthUser,
   createUserVerifier,
   type UserVerifier,
-} from "../_shared/platform/auth.ts";
+} from "../_shared/platform/user_auth.ts";
 import {
   lockRegionRooms,
   type Offer,

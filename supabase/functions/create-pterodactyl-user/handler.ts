@@ -10,7 +10,7 @@ import { z } from "zod";
 import {
   createUserVerifier,
   type UserVerifier,
-} from "../_shared/platform/auth.ts";
+} from "../_shared/platform/user_auth.ts";
 import { clientKey, type Env } from "../_shared/platform/config.ts";
 import { type Sql } from "../_shared/platform/db.ts";
 import { DomainError, HttpError } from "../_shared/platform/errors.ts";

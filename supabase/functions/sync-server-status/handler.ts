@@ -16,12 +16,14 @@ import type {
 import { z } from "zod";
 import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
-  createUserVerifier,
   isServiceRequest,
   type ServiceCredentials,
   serviceCredentials,
-  type UserVerifier,
 } from "../_shared/platform/auth.ts";
+import {
+  createUserVerifier,
+  type UserVerifier,
+} from "../_shared/platform/user_auth.ts";
 import { clientKey, type Env } from "../_shared/platform/config.ts";
 import {
   applyObservation,

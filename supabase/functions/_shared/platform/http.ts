@@ -7,6 +7,7 @@
  */
 import { corsHeaders as supabaseCorsHeaders } from "@supabase/supabase-js/cors";
 import type { z } from "zod";
+import { isTransientDbError } from "./db.ts";
 import { DomainError, type DomainErrorKind, HttpError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 
@@ -72,6 +73,13 @@ export function errorResponse(error: unknown, log: Logger): Response {
       { error: { code: error.code, message: error.message, ...error.details } },
       status,
     );
+  }
+  if (isTransientDbError(error)) {
+    // Postgres restarting or out of connections: the caller may try again shortly.
+    log.error("Database unavailable", { error });
+    return json({
+      error: { code: "temporarily_unavailable", message: "Try again later" },
+    }, 503);
   }
   log.error("Unhandled error", { error });
   return json({

@@ -72,8 +72,9 @@ function upgrade(
   stripe: Stripe,
   sub: Stripe.Subscription,
   extra: Stripe.SubscriptionUpdateParams = {},
+  idempotencyKey?: string,
 ) {
-  return upgradeNow(stripe, sub, LARGE, extra);
+  return upgradeNow(stripe, sub, LARGE, extra, idempotencyKey);
 }
 
 Deno.test("stripe sandbox upgrades with pending_if_incomplete", async (t) => {
@@ -256,6 +257,24 @@ Deno.test("stripe sandbox price changes follow payment and proration behaviour",
       },
     );
 
+    await t.step("an Idempotency-Key replays the change once", async () => {
+      const sub = await subscribe(sandbox, stripe, MEDIUM, "ib@example.com");
+      const key = crypto.randomUUID();
+      const first = await upgrade(stripe, sub, {}, key);
+      const again = await upgrade(stripe, sub, {}, key);
+      assert.equal(again.latest_invoice, first.latest_invoice);
+      // The replay answers the first request's response, request id included.
+      assert.equal(again.lastResponse.requestId, first.lastResponse.requestId);
+      const invoices = await stripe.invoices.list({
+        customer: String(sub.customer),
+      });
+      assert.equal(
+        invoices.data.filter((i) => i.billing_reason === "subscription_update")
+          .length,
+        1,
+      );
+    });
+
     await t.step("without the item's id a second item is added", async () => {
       const sub = await subscribe(sandbox, stripe, MEDIUM, "fa@example.com");
       const updated = await stripe.subscriptions.update(sub.id, {
@@ -312,6 +331,11 @@ Deno.test("stripe sandbox price changes follow payment and proration behaviour",
       assert.deepEqual(next.lines.data.map((l) => l.amount), [
         small.unit_amount,
       ]);
+      // The next renewal bills the period after the current one.
+      assert.equal(
+        next.lines.data[0].period.start,
+        sub.items.data[0].current_period_end,
+      );
     });
   });
 });

@@ -22,7 +22,7 @@ import type {
   Subscription,
   SubscriptionItem,
 } from "./_objects.ts";
-import { newId, now } from "./_objects.ts";
+import { newId, now, periodEnd } from "./_objects.ts";
 import {
   onlyKnown,
   optArray,
@@ -364,6 +364,26 @@ export function previewInvoice(
       [...pending, ...lines],
     );
   state.store.invoices.delete(invoice.id);
+  if (behavior !== "always_invoice") {
+    // The renewal bills the period after the current one.
+    for (const line of invoice.lines.data) {
+      const item = after.items.data.find((i) =>
+        i.id === line.parent.subscription_item_details.subscription_item
+      );
+      const recurring = item?.price.recurring;
+      if (line.parent.subscription_item_details.proration || !recurring) {
+        continue;
+      }
+      line.period = {
+        start: item.current_period_end,
+        end: periodEnd(
+          item.current_period_end,
+          recurring.interval,
+          recurring.interval_count,
+        ),
+      };
+    }
+  }
   const { id: _id, ...preview } = invoice;
   preview.lines.url = "/v1/invoices/upcoming/lines";
   for (const line of preview.lines.data) {

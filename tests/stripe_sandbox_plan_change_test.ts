@@ -20,6 +20,7 @@ import {
 const SMALL = priceId("mc-java-2gb", "monthly");
 const MEDIUM = priceId("mc-java-4gb", "monthly");
 const LARGE = priceId("mc-java-8gb", "monthly");
+const YEARLY = priceId("mc-java-8gb", "yearly");
 
 function received(env: SandboxEnv, type: string, objectId: string) {
   return receivedEvents(env.receiver, type, objectId);
@@ -273,6 +274,28 @@ Deno.test("stripe sandbox price changes follow payment and proration behaviour",
           .length,
         1,
       );
+    });
+
+    await t.step("what the sandbox does not model is refused", async () => {
+      const sub = await subscribe(sandbox, stripe, MEDIUM, "jo@example.com");
+      for (
+        const [params, param] of [
+          [
+            { items: [{ id: sub.items.data[0].id, price: YEARLY }] },
+            "items[0][price]",
+          ],
+          [{ trial_end: sub.items.data[0].current_period_end }, "trial_end"],
+        ] as [Stripe.SubscriptionUpdateParams, string][]
+      ) {
+        await assert.rejects(
+          stripe.subscriptions.update(sub.id, params),
+          (e: unknown) =>
+            e instanceof Stripe.errors.StripeInvalidRequestError &&
+            e.statusCode === 400 && e.param === param,
+        );
+      }
+      const after = await stripe.subscriptions.retrieve(sub.id);
+      assert.equal(after.items.data[0].price.id, MEDIUM);
     });
 
     await t.step("without the item's id a second item is added", async () => {

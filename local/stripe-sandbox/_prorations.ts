@@ -12,7 +12,12 @@ import {
   getSubscription,
   makeInvoice,
 } from "./_billing.ts";
-import { invalidRequest, missingParam, noSuch } from "./_errors.ts";
+import {
+  invalidRequest,
+  missingParam,
+  noSuch,
+  unsupported,
+} from "./_errors.ts";
 import type { FormObject, FormValue } from "./_form.ts";
 import { arrayToObject } from "./_form.ts";
 import type {
@@ -85,7 +90,12 @@ export function parseItems(
     if (entry === undefined) {
       throw invalidRequest("Invalid object", { param: at });
     }
-    onlyKnown(entry, ["id", "price", "quantity", "metadata"]);
+    for (const key of ["deleted", "price_data", "metadata"]) {
+      if (entry[key] !== undefined) {
+        throw unsupported(`${at}[${key}]`, `${key} in items`);
+      }
+    }
+    onlyKnown(entry, ["id", "price", "quantity"]);
     const id = optString(entry, "id", `${at}[id]`);
     const item = id === undefined
       ? undefined
@@ -113,6 +123,18 @@ export function parseItems(
       throw invalidRequest(
         `The price specified (${price.id}) has currency ${price.currency}, but the subscription is in ${sub.currency}.`,
         { param: `${at}[price]` },
+      );
+    }
+    const interval = (item ?? sub.items.data[0])?.price.recurring;
+    if (
+      interval !== null && interval !== undefined &&
+      (interval.interval !== price.recurring.interval ||
+        interval.interval_count !== price.recurring.interval_count)
+    ) {
+      // Stripe restarts the billing period on an interval change; not modelled.
+      throw unsupported(
+        `${at}[price]`,
+        `changing a subscription's billing interval (${interval.interval_count} ${interval.interval} to ${price.recurring.interval_count} ${price.recurring.interval})`,
       );
     }
     const quantity = optInteger(entry, "quantity", `${at}[quantity]`) ??

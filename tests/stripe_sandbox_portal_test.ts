@@ -82,8 +82,16 @@ Deno.test("stripe sandbox portal sessions", async (t) => {
       );
       const now = await stripe.billingPortal.configurations.create({
         features: {
-          subscription_cancel: { enabled: true, mode: "immediately" },
+          subscription_cancel: {
+            enabled: true,
+            mode: "immediately",
+            cancellation_reason: { enabled: true, options: ["too_expensive"] },
+          },
         },
+      });
+      assert.deepEqual(now.features.subscription_cancel.cancellation_reason, {
+        enabled: true,
+        options: ["too_expensive"],
       });
       const immediate = await stripe.billingPortal.sessions.create({
         customer: String(sub.customer),

@@ -20,6 +20,7 @@ import type { FormObject } from "./_form.ts";
 import { parseForm } from "./_form.ts";
 import { escapeHtml } from "./_html.ts";
 import type {
+  CancellationFeedback,
   PortalConfiguration,
   PortalFeatures,
   PortalSession,
@@ -29,6 +30,7 @@ import type {
 import { newId, now } from "./_objects.ts";
 import {
   onlyKnown,
+  optArray,
   optBoolean,
   optMetadata,
   optObject,
@@ -49,18 +51,24 @@ const FLOW_TYPES = [
   "subscription_update_confirm",
 ];
 
+/** The reasons a customer can give when canceling. */
+const FEEDBACK: string[] = [
+  "customer_service",
+  "low_quality",
+  "missing_features",
+  "other",
+  "switched_service",
+  "too_complex",
+  "too_expensive",
+  "unused",
+];
+
 const Action = z.object({
   subscription: z.string().optional(),
-  feedback: z.enum([
-    "customer_service",
-    "low_quality",
-    "missing_features",
-    "other",
-    "switched_service",
-    "too_complex",
-    "too_expensive",
-    "unused",
-  ]).optional(),
+  feedback: z.enum(
+    FEEDBACK as [CancellationFeedback, ...CancellationFeedback[]],
+  )
+    .optional(),
   comment: z.string().max(5000).optional(),
 }).strict();
 
@@ -121,6 +129,32 @@ function applyFeatures(target: PortalFeatures, given: FormObject): void {
   const canCancel = enabled(cancel, "subscription_cancel");
   if (canCancel !== undefined) {
     target.subscription_cancel.enabled = canCancel;
+  }
+  const reason = optObject(
+    cancel,
+    "cancellation_reason",
+    "features[subscription_cancel][cancellation_reason]",
+  );
+  if (reason !== undefined) {
+    const param = "features[subscription_cancel][cancellation_reason]";
+    const on = optBoolean(reason, "enabled", `${param}[enabled]`);
+    if (on === undefined) throw missingParam(`${param}[enabled]`);
+    const options = reason.options === ""
+      ? []
+      : optArray(reason, "options", `${param}[options]`);
+    if (options === undefined) throw missingParam(`${param}[options]`);
+    const reasons = options.map((o, i) => {
+      if (typeof o !== "string" || !FEEDBACK.includes(o)) {
+        throw invalidRequest(`Invalid ${param}[options][${i}]`, {
+          param: `${param}[options][${i}]`,
+        });
+      }
+      return o;
+    });
+    target.subscription_cancel.cancellation_reason = {
+      enabled: on,
+      options: reasons,
+    };
   }
   const mode = optString(cancel, "mode", "features[subscription_cancel][mode]");
   if (mode !== undefined) {

@@ -17,7 +17,12 @@
  * it, a Wings failure rolls the status back; reinstall sets `installing` (an install
  * that ends keeps a suspension); a Wings error stops a normal delete (not a 404 from
  * Wings), `/force` deletes anyway; the client API answers 409
- * `ServerStateConflictException` for suspended and not-installed servers.
+ * `ServerStateConflictException` for suspended and not-installed servers. Build
+ * changes (`PATCH /servers/{id}/build`, `BuildModificationService`): errors in the
+ * request's rule order, a removed default allocation falls back to the first one
+ * added, a `DisplayException` changes nothing, an omitted
+ * `feature_limits.allocations` becomes unlimited, and the node's room is not
+ * checked (its `allocated_resources` follow the new limits).
  *
  * Control endpoints (not recorded in `calls()`; replies are JSON, errors
  * `{"error": {"code", "message"}}`; see `../sandbox-kit/mod.ts`):

@@ -273,7 +273,12 @@ function sessionCheck(facts: OrderFacts): Check {
 export function metadataProblems(facts: OrderFacts): string[] {
   const s = facts.stripe.session;
   if (!s) return [];
-  return disagreements(facts.order, {
+  // The checkout sold the order's first plan; applied plan changes moved it since.
+  const sold = {
+    ...facts.order,
+    plan_id: facts.purchasedPlanId ?? facts.order.plan_id,
+  };
+  return disagreements(sold, {
     metadata: s.metadata,
     customer: null,
     subscription: s.subscription,

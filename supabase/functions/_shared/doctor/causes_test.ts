@@ -800,3 +800,12 @@ Deno.test("plan changes and server builds", async (t) => {
     assert.equal(diagnose(due).cause.code, "ok");
   });
 });
+
+Deno.test("after a plan change, the checkout's plan is the one it sold", () => {
+  const changed = facts({ order: { plan_id: "mc-java-8gb" } });
+  assert.equal(diagnose(changed).cause.code, "payment_mismatch");
+  assert.equal(
+    diagnose({ ...changed, purchasedPlanId: "mc-java-4gb" }).cause.code,
+    "ok",
+  );
+});

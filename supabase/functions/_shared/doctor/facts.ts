@@ -163,6 +163,8 @@ export interface OrderFacts {
   shop: ShopFacts;
   /** The order's latest plan change (on its way, or how the last one ended). */
   planChange?: PlanChange | null;
+  /** The plan the checkout sold, when plan changes applied since changed it. */
+  purchasedPlanId?: string;
 }
 
 /** What gathering needs. */
@@ -382,7 +384,7 @@ export async function gatherOrder(
   shop: ShopFacts,
 ): Promise<OrderFacts> {
   const now = deps.now?.() ?? new Date();
-  const [timeline, stripe, panel, changes] = await Promise.all([
+  const [timeline, stripe, panel, changes, [first]] = await Promise.all([
     deps.sql<TimelineRow[]>`
       select created_at as at, kind, message, from_status::text as from_status,
         to_status::text as to_status, detail
@@ -390,6 +392,10 @@ export async function gatherOrder(
     gatherStripe(deps, order),
     gatherPanel(deps, order),
     latestPlanChanges(deps.sql, [order.id]),
+    deps.sql<{ from_plan_id: string }[]>`
+      select from_plan_id from public.plan_changes
+      where order_id = ${order.id} and status = 'applied'
+      order by created_at limit 1`,
   ]);
   return {
     now,
@@ -401,5 +407,6 @@ export async function gatherOrder(
     panel,
     shop,
     planChange: changes.get(order.id) ?? null,
+    purchasedPlanId: first?.from_plan_id,
   };
 }

@@ -59,9 +59,9 @@ Deno.test("create-pterodactyl-user", async (t) => {
     let firstId = 0;
 
     await t.step(
-      "creates a linked panel account without a password",
+      "creates a linked panel account without a password, named after the email's lower-cased local part",
       async () => {
-        const user = await userWithEmail(stack, "jane.doe+shop");
+        const user = await userWithEmail(stack, "Jane.Doe+Shop");
         first = user;
         stack.panel.resetCalls();
         const res = await invoke(user.client, FN);

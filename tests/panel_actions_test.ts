@@ -7,6 +7,7 @@ import {
   panelCalls,
   serverOf,
   serviceCall,
+  suspendByAdmin,
   type Sweeper,
   sweeper,
 } from "./_sweep.ts";
@@ -44,13 +45,6 @@ async function cancel(
   await stack
     .sql`update public.orders set status = 'canceled', panel_target = 'suspended',
     suspend_reason = 'canceled', delete_at = ${deleteAt}, panel_action_due_at = ${now}
-    where id = ${orderId}`;
-}
-
-/** What an admin's suspension does: the target suspended, the action due now. */
-async function suspendByAdmin(stack: TestStack, s: Sweeper, orderId: string) {
-  await stack.sql`update public.orders set panel_target = 'suspended',
-    suspend_reason = 'admin', panel_action_due_at = ${s.clock.now()}
     where id = ${orderId}`;
 }
 

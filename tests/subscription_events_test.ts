@@ -17,8 +17,12 @@ const RETENTION_SECONDS = 14 * 86400;
 async function subscribed(
   stack: TestStack,
   serverName: string,
+  region?: string,
 ): Promise<{ orderId: string; subscriptionId: string }> {
-  const checkout = await purchase(stack, { server_name: serverName });
+  const checkout = await purchase(stack, {
+    server_name: serverName,
+    ...(region ? { region } : {}),
+  });
   const row = await order(stack, checkout.orderId);
   assert.equal(row.status, "installing");
   return {
@@ -300,6 +304,48 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         assert.equal(row.panel_target, "suspended");
         assert.equal(row.suspend_reason, "dispute");
         assert.deepEqual(row.paid_until, periodEnd(renewal.subscription));
+      },
+    );
+
+    await t.step(
+      "a dispute on an order suspended for non-payment makes it a dispute suspension: paying the overdue invoice does not lift it",
+      async () => {
+        // Another region: eu-west's room is for the steps below.
+        const { orderId, subscriptionId } = await subscribed(
+          stack,
+          "Both",
+          "us-east",
+        );
+        await subscriptionControl(stack, subscriptionId, "renew", {
+          outcome: "failed",
+        });
+        await subscriptionControl(stack, subscriptionId, "dunning_exhausted", {
+          result: "unpaid",
+        });
+        let row = await order(stack, orderId);
+        assert.equal(row.suspend_reason, "billing");
+        const disputed = await subscriptionControl(
+          stack,
+          subscriptionId,
+          "dispute",
+        );
+        assert.deepEqual(await outcomes(stack, disputed.event_ids), [
+          "charge.dispute.created:processed",
+        ]);
+        row = await order(stack, orderId);
+        assert.equal(row.status, "suspended");
+        assert.equal(row.suspend_reason, "dispute");
+
+        await subscriptionControl(stack, subscriptionId, "recover");
+        row = await order(stack, orderId);
+        assert.equal(row.subscription_status, "active");
+        assert.equal(row.status, "suspended");
+        assert.equal(row.panel_target, "suspended");
+        assert.equal(row.suspend_reason, "dispute");
+        const server = stack.panel.state().servers.find((s) =>
+          s.id === row.pterodactyl_server_id
+        );
+        assert.equal(server?.status, "suspended");
       },
     );
 

@@ -31,6 +31,19 @@ async function subscribed(
   };
 }
 
+/** A renewal fails and Stripe's retries end with the subscription unpaid. */
+async function dunningEndsUnpaid(
+  stack: TestStack,
+  subscriptionId: string,
+): Promise<void> {
+  await subscriptionControl(stack, subscriptionId, "renew", {
+    outcome: "failed",
+  });
+  await subscriptionControl(stack, subscriptionId, "dunning_exhausted", {
+    result: "unpaid",
+  });
+}
+
 /** Posts a signed event as Stripe would deliver it; answers the 200 body. */
 async function deliver(
   stack: TestStack,
@@ -237,12 +250,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         const { orderId, subscriptionId } = await subscribed(stack, "Dunning");
         await stack.sql`update public.orders set status = 'active'
           where id = ${orderId}`;
-        await subscriptionControl(stack, subscriptionId, "renew", {
-          outcome: "failed",
-        });
-        await subscriptionControl(stack, subscriptionId, "dunning_exhausted", {
-          result: "unpaid",
-        });
+        await dunningEndsUnpaid(stack, subscriptionId);
         let row = await order(stack, orderId);
         assert.equal(row.status, "suspended");
         assert.equal(row.panel_target, "suspended");
@@ -316,12 +324,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
           "Both",
           "us-east",
         );
-        await subscriptionControl(stack, subscriptionId, "renew", {
-          outcome: "failed",
-        });
-        await subscriptionControl(stack, subscriptionId, "dunning_exhausted", {
-          result: "unpaid",
-        });
+        await dunningEndsUnpaid(stack, subscriptionId);
         let row = await order(stack, orderId);
         assert.equal(row.suspend_reason, "billing");
         const disputed = await subscriptionControl(

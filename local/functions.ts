@@ -9,6 +9,8 @@ import type {
   WiredFunction,
   WiringOptions,
 } from "../supabase/functions/_shared/platform/wiring.ts";
+import { changePlanFromEnv } from "../supabase/functions/change-server-plan/handler.ts";
+import { portalFromEnv } from "../supabase/functions/create-billing-portal-session/handler.ts";
 import { checkoutFromEnv } from "../supabase/functions/create-checkout-session/handler.ts";
 import { panelUserFromEnv } from "../supabase/functions/create-pterodactyl-user/handler.ts";
 import { doctorFromEnv } from "../supabase/functions/order-doctor/handler.ts";
@@ -24,6 +26,8 @@ export type FunctionFactory = (
 
 /** Every deployed function, by name (its URL segment). */
 export const FUNCTIONS: Record<string, FunctionFactory> = {
+  "change-server-plan": changePlanFromEnv,
+  "create-billing-portal-session": portalFromEnv,
   "create-checkout-session": checkoutFromEnv,
   "create-pterodactyl-user": panelUserFromEnv,
   "order-doctor": doctorFromEnv,

@@ -40,6 +40,7 @@ export const KINDS = [
   "plan_prices",
   "ptero_nodes",
   "webhook_endpoints",
+  "portal_configurations",
 ] as const;
 /** A kind of object setup owns. */
 export type Kind = typeof KINDS[number];
@@ -255,6 +256,8 @@ export interface StripeFacts {
   /** Prices by lookup key. */
   prices: Map<string, Stripe.Price>;
   endpoints: Stripe.WebhookEndpoint[];
+  /** The portal configuration setup made (null: none yet). */
+  portal?: Stripe.BillingPortal.Configuration | null;
 }
 
 /** One Stripe write. */
@@ -439,8 +442,39 @@ async function readStripe(
   for await (const e of stripe.webhookEndpoints.list({ limit: 100 })) {
     endpoints.push(e);
   }
-  return { products, prices, endpoints };
+  let portal: Stripe.BillingPortal.Configuration | null = null;
+  for await (
+    const c of stripe.billingPortal.configurations.list({ limit: 100 })
+  ) {
+    if (c.metadata?.registered_by === PORTAL_MARK && c.active) portal = c;
+  }
+  return { products, prices, endpoints, portal };
 }
+
+// ---------------------------------------------------------------- portal
+
+/** How setup marks the portal configuration it made (metadata `registered_by`). */
+const PORTAL_MARK = "npm run setup";
+
+/**
+ * The customer portal the shop opens: card, invoices and cancellation at the period
+ * end; no plan switches (those go through `change-server-plan`, which checks the
+ * node's room and the disk in use).
+ */
+export const PORTAL_FEATURES = {
+  customer_update: { enabled: false },
+  invoice_history: { enabled: true },
+  payment_method_update: { enabled: true },
+  subscription_cancel: {
+    enabled: true,
+    mode: "at_period_end",
+    cancellation_reason: {
+      enabled: true,
+      options: ["too_expensive", "unused", "switched_service", "other"],
+    },
+  },
+  subscription_update: { enabled: false },
+} satisfies Stripe.BillingPortal.ConfigurationCreateParams.Features;
 
 // ---------------------------------------------------------------- webhook
 
@@ -748,6 +782,11 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       );
     }
     out(
+      stripeFacts.portal
+        ? `  = portal configuration ${stripeFacts.portal.id}`
+        : "  + portal configuration (card, invoices, cancel at period end; no plan switches)",
+    );
+    out(
       endpoint.op === "create"
         ? `  + webhook endpoint ${endpoint.url}`
         : endpoint.op === "update"
@@ -772,7 +811,7 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       out("Dry run: nothing was changed");
       return { exitCode: 0, mode, summary, failures };
     }
-    const anything = stripePlan.actions.length > 0 ||
+    const anything = stripePlan.actions.length > 0 || !stripeFacts.portal ||
       dbPlan.changes.length > 0 || endpoint.op !== "unchanged";
     if (anything && mode === "live" && !options.yes) {
       const ok = await (options.confirm ?? (() => false))(
@@ -835,7 +874,18 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
       }
     });
 
-    // 4. The webhook endpoint.
+    // 4. The customer portal's configuration (once; its id is a function secret).
+    let portalId = stripeFacts.portal?.id;
+    if (!stripeFacts.portal) {
+      const created = await stripe.billingPortal.configurations.create({
+        features: PORTAL_FEATURES,
+        metadata: { registered_by: PORTAL_MARK },
+      });
+      portalId = created.id;
+      summary.portal_configurations.created++;
+    } else summary.portal_configurations.unchanged++;
+
+    // 5. The webhook endpoint.
     let webhookSecret: string | undefined;
     if (endpoint.op === "create") {
       const created = await stripe.webhookEndpoints.create({
@@ -858,6 +908,11 @@ export async function runSetup(options: SetupOptions): Promise<SetupResult> {
     if (webhookSecret) {
       out("The webhook's signing secret, shown once by Stripe: set it now");
       out(`  supabase secrets set STRIPE_WEBHOOK_SECRET=${webhookSecret}`);
+      out("");
+    }
+    if (summary.portal_configurations.created > 0) {
+      out("The customer portal's configuration (no plan switches): set it now");
+      out(`  supabase secrets set STRIPE_PORTAL_CONFIGURATION=${portalId}`);
       out("");
     }
     out(formatSummary(summary));

@@ -151,6 +151,23 @@ const CASES: TableCase[] = [
     read: owners,
   },
   {
+    table: "plan_changes",
+    insert: (ids) =>
+      `insert into public.plan_changes (order_id, user_id, kind, from_plan_id, to_plan_id,
+        from_price_id, to_price_id, amount_cents, currency, limits, idempotency_key, actor)
+        values ('${ids.orderA}', '${ids.a}', 'upgrade', 'mc-java-2gb', 'mc-java-4gb',
+        'price_a', 'price_b', 999, 'usd', '{}', 'rls-insert', 'rls')`,
+    fixture: (ids) =>
+      `insert into public.plan_changes (order_id, user_id, kind, status, from_plan_id,
+        to_plan_id, from_price_id, to_price_id, amount_cents, currency, limits,
+        idempotency_key, actor)
+        values ('${ids.orderA}', '${ids.a}', 'upgrade', 'applied', 'mc-java-2gb',
+        'mc-java-4gb', 'price_a', 'price_b', 999, 'usd', '{}', 'rls-fixture', 'rls')`,
+    key: "idempotency_key = 'rls-fixture'",
+    set: "status = 'canceled'",
+    read: owners,
+  },
+  {
     table: "order_invoices",
     insert: () =>
       `insert into public.order_invoices (invoice_id, order_id, amount_paid, currency)
@@ -229,6 +246,7 @@ const SERVICE_TABLES = [
   "panel_allocations",
   "panel_eggs",
   "panel_orphans",
+  "plan_changes",
   "shop_state",
   "order_events",
   "orders",
@@ -272,6 +290,13 @@ const PRIVILEGES: Record<
       "currency",
       "memory_mb",
       "disk_mb",
+      "cpu_percent",
+      "swap_mb",
+      "io_weight",
+      "databases",
+      "backups",
+      "allocations",
+      "cancel_at",
       "stripe_checkout_url",
       "checkout_expires_at",
       "pterodactyl_server_identifier",
@@ -287,6 +312,26 @@ const PRIVILEGES: Record<
       "created_at",
       "updated_at",
     ].map((column) => `orders.${column}:SELECT`),
+    // A plan change: what it changes to and its state, never the operator's words.
+    ...[
+      "id",
+      "order_id",
+      "user_id",
+      "kind",
+      "status",
+      "from_plan_id",
+      "to_plan_id",
+      "amount_cents",
+      "currency",
+      "limits",
+      "amount_due_cents",
+      "effective_at",
+      "expires_at",
+      "customer_message",
+      "created_at",
+      "updated_at",
+      "settled_at",
+    ].map((column) => `plan_changes.${column}:SELECT`),
     "plan_availability(text):EXECUTE",
   ],
   service_role: [

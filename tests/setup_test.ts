@@ -112,6 +112,16 @@ Deno.test("npm run setup", async (t) => {
       assert.equal(result.summary.ptero_nodes.created, 4);
       assert.equal(result.summary.webhook_endpoints.created, 1);
       assert.match(result.webhookSecret ?? "", /^whsec_/);
+      // The portal opens without plan switches, under a configuration setup made.
+      assert.equal(result.summary.portal_configurations.created, 1);
+      const portal = (await stripe.billingPortal.configurations.list()).data
+        .filter((c) => c.metadata?.registered_by === "npm run setup");
+      assert.equal(portal.length, 1);
+      assert.ok(
+        result.lines.includes(
+          `  supabase secrets set STRIPE_PORTAL_CONFIGURATION=${portal[0].id}`,
+        ),
+      );
       assert.ok(
         result.lines.includes(
           `  supabase secrets set STRIPE_WEBHOOK_SECRET=${result.webhookSecret}`,

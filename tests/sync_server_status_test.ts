@@ -52,7 +52,14 @@ Deno.test("sync-server-status: customers see their own servers; the service swee
           panel_status: "installed",
           live_state: "running",
         });
-        assert.deepEqual(mine[0].limits, { memory_mb: 2048, disk_mb: 10240 });
+        assert.deepEqual(mine[0].limits, {
+          memory_mb: 2048,
+          disk_mb: 10240,
+          cpu_percent: 100,
+          databases: 1,
+          backups: 1,
+          allocations: 1,
+        });
 
         const theirs = await views(bob.user);
         assert.deepEqual(theirs.map((v) => v.order_id), [bob.orderId]);

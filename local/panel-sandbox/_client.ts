@@ -57,9 +57,13 @@ export function serverResources(ctx: Context): Response {
       current_state: server.power_state,
       is_suspended: false,
       resources: {
-        memory_bytes: on ? Math.round(server.memory * mib * 0.4) : 0,
+        // A stopped container uses no memory; its files stay on disk.
+        memory_bytes: on
+          ? server.usage?.memory_bytes ?? Math.round(server.memory * mib * 0.4)
+          : 0,
         cpu_absolute: on ? 12.5 : 0,
-        disk_bytes: Math.round(server.disk * mib * 0.1),
+        disk_bytes: server.usage?.disk_bytes ??
+          Math.round(server.disk * mib * 0.1),
         network_rx_bytes: on ? 48_213 : 0,
         network_tx_bytes: on ? 20_488 : 0,
         uptime: on ? Date.now() - Date.parse(server.power_changed_at) : 0,

@@ -57,6 +57,7 @@ const Server = z.object({
   variables: z.record(z.string(), z.string()),
   power_state: z.enum(["offline", "starting", "running", "stopping"]),
   power_changed_at: stamp,
+  usage: z.object({ disk_bytes: num, memory_bytes: num }).optional(),
   created_at: stamp,
   updated_at: stamp,
 });

@@ -94,11 +94,18 @@ const FEATURE_LIMITS: Record<string, string> = {
   "feature_limits.backups": "present|nullable|integer|min:0",
 };
 
-function limitRules(prefix: string, required: string) {
+/** The build request lists the limits in its own order (errors come in rule order). */
+const BUILD_ORDER = ["memory", "swap", "io", "cpu", "threads", "disk"];
+
+function limitRules(
+  prefix: string,
+  required: string,
+  order = Object.keys(LIMITS),
+) {
   return Object.fromEntries(
-    Object.entries(LIMITS).map(([k, rule]) => [
+    order.map((k) => [
       `${prefix}${k}`,
-      k === "threads" ? rule : `${required}|${rule}`,
+      k === "threads" ? LIMITS[k] : `${required}|${LIMITS[k]}`,
     ]),
   );
 }
@@ -345,7 +352,14 @@ export function updateDetails(ctx: Context): Response {
   return reply(ctx, server);
 }
 
-/** `PATCH /servers/{id}/build`: allocations, limits (nested or legacy) and features. */
+/**
+ * `PATCH /servers/{id}/build` (`UpdateServerBuildConfigurationRequest`, then
+ * `BuildModificationService` in one transaction): allocations added and removed,
+ * the default allocation, limits (nested in `limits`, which win, or top-level) and
+ * feature limits (an omitted `allocations` becomes unlimited). The node's room is
+ * not checked; Wings is told to sync and its failure is only logged, so the
+ * sandbox does not call it.
+ */
 export function updateBuild(ctx: Context): Response {
   const { state } = ctx;
   const server = findById(state.servers, ctx.params[0]);
@@ -362,8 +376,8 @@ export function updateBuild(ctx: Context): Response {
     ],
     oom_disabled: "sometimes|boolean",
     limits: "sometimes|array",
-    ...limitRules("limits.", "required_with:limits"),
-    ...limitRules("", "required_without:limits"),
+    ...limitRules("limits.", "required_with:limits", BUILD_ORDER),
+    ...limitRules("", "required_without:limits", BUILD_ORDER),
     add_allocations: "bail|array",
     "add_allocations.*": "integer",
     remove_allocations: "bail|array",
@@ -372,35 +386,53 @@ export function updateBuild(ctx: Context): Response {
   }, {
     add_allocations: "allocations to add",
     remove_allocations: "allocations to remove",
+    "add_allocations.*": "allocation to add",
+    "remove_allocations.*": "allocation to remove",
     "feature_limits.databases": "Database Limit",
     "feature_limits.allocations": "Allocation Limit",
     "feature_limits.backups": "Backup Limit",
   }));
-  const add = list(body.add_allocations).map(String);
-  const remove = list(body.remove_allocations).map(String);
-  if (remove.includes(String(body.allocation))) {
-    throw displayError(
-      "You are attempting to delete the default allocation for this server but there is no fallback allocation to use.",
-    );
-  }
-  for (const a of state.allocations) {
-    const id = String(a.id);
-    if (
-      add.includes(id) && a.server_id === null && a.node_id === server.node_id
-    ) {
-      a.server_id = server.id;
-    }
-    if (remove.includes(id) && a.server_id === server.id) a.server_id = null;
-  }
-  const target = state.allocations.find((a) =>
-    String(a.id) === String(body.allocation)
+  const add = list(body.add_allocations);
+  const remove = list(body.remove_allocations);
+  // Decided before anything changes: a DisplayException rolls the transaction back.
+  const adding = state.allocations.filter((a) =>
+    add.some((id) => String(id) === String(a.id)) &&
+    a.node_id === server.node_id && a.server_id === null
   );
-  if (target?.server_id !== server.id) {
+  const fresh = adding.length === 0
+    ? undefined
+    : Math.min(...adding.map((a) => a.id));
+  let allocationId: unknown = body.allocation;
+  for (const id of remove) {
+    // The panel compares strictly (`===`), as PHP values
+    if (id !== allocationId) continue;
+    if (fresh === undefined) {
+      throw displayError(
+        "You are attempting to delete the default allocation for this server but there is no fallback allocation to use.",
+      );
+    }
+    allocationId = fresh;
+  }
+  const freed = state.allocations.filter((a) =>
+    remove.some((id) => String(id) === String(a.id)) &&
+    !add.some((id) => String(id) === String(a.id)) &&
+    a.node_id === server.node_id && a.server_id === server.id
+  );
+  const target = state.allocations.find((a) =>
+    String(a.id) === String(allocationId)
+  );
+  const owned = target !== undefined &&
+    (target.server_id === server.id && !freed.includes(target) ||
+      adding.includes(target));
+  if (target === undefined || (target.id !== server.allocation_id && !owned)) {
     throw displayError(
       "The requested default allocation is not currently assigned to this server.",
     );
   }
-  const source = isPhpArray(body.limits) ? body.limits : body;
+  for (const a of adding) a.server_id = server.id;
+  for (const a of freed) a.server_id = null;
+  const limits = isPhpArray(body.limits) ? body.limits : {};
+  const source: Record<string, unknown> = { ...body, ...limits };
   server.allocation_id = target.id;
   for (const key of ["memory", "swap", "disk", "io", "cpu"] as const) {
     if (source[key] != null) server[key] = Number(source[key]);
@@ -411,13 +443,19 @@ export function updateBuild(ctx: Context): Response {
   if (body.oom_disabled != null) {
     server.oom_disabled = truthy(body.oom_disabled);
   }
-  server.database_limit = numberAt(body, "feature_limits.databases", 0);
+  server.database_limit = nullableNumberAt(body, "feature_limits.databases");
+  server.allocation_limit = nullableNumberAt(
+    body,
+    "feature_limits.allocations",
+  );
   server.backup_limit = numberAt(body, "feature_limits.backups", 0);
-  if (readPath(body, "feature_limits.allocations").present) {
-    server.allocation_limit = numberAt(body, "feature_limits.allocations", 0);
-  }
   server.updated_at = now();
   return reply(ctx, server);
+}
+
+function nullableNumberAt(body: unknown, path: string): number | null {
+  const { value } = readPath(body, path);
+  return value === null || value === undefined ? null : Number(value);
 }
 
 /**

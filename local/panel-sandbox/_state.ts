@@ -59,8 +59,16 @@ export interface PanelServer {
   variables: Record<string, string>;
   power_state: PowerState;
   power_changed_at: string;
+  /** What Wings reports as used, once set by `POST /_sandbox/servers/{id}/usage` */
+  usage?: ServerUsage;
   created_at: string;
   updated_at: string;
+}
+
+/** A server's disk and memory in use, in bytes, as Wings' stats report them. */
+export interface ServerUsage {
+  disk_bytes: number;
+  memory_bytes: number;
 }
 
 /** A panel node. */

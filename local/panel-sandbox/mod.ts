@@ -28,6 +28,10 @@
  * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?,
  *   wingsStatus?}` (`wingsStatus` 0 for unreachable, a status, or null for working)
  * - `POST /_sandbox/servers/{id}/power` with `{"state": "offline"|"starting"|"running"|"stopping"}`
+ * - `POST /_sandbox/servers/{id}/usage` with `{"disk_bytes", "memory_bytes"}`: what
+ *   Wings reports in use from then on (client API `GET …/resources`
+ *   `attributes.resources.disk_bytes`, and `memory_bytes` while the server runs: a
+ *   stopped one reports 0); answers the server
  * - `DELETE /_sandbox/servers/{id}`: deletes a server by hand (as in the admin UI)
  * - `POST /_sandbox/installs/finish` with `{server_id?, outcome?}`: ends pending
  *   installs now; answers `{finished: [ids]}`
@@ -157,6 +161,11 @@ const ConfigPatch = z.object({
 const FinishInstalls = z.object({
   server_id: z.number().int().positive().optional(),
   outcome: z.enum(["success", "failure"]).optional(),
+}).strict();
+
+const UsageBody = z.object({
+  disk_bytes: z.number().int().nonnegative(),
+  memory_bytes: z.number().int().nonnegative(),
 }).strict();
 
 const PowerBody = z.object({
@@ -433,6 +442,11 @@ export async function startPanelSandbox(
     "POST /_sandbox/servers/:id/power": async (c) => {
       const server = findServer(c.params.id);
       setPower(server, (await c.body(PowerBody)).state);
+      return jsonResponse(structuredClone(server));
+    },
+    "POST /_sandbox/servers/:id/usage": async (c) => {
+      const server = findServer(c.params.id);
+      server.usage = await c.body(UsageBody);
       return jsonResponse(structuredClone(server));
     },
   });

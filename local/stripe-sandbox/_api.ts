@@ -4,11 +4,7 @@
  *
  * @module
  */
-import {
-  cancelSubscription,
-  getSubscription,
-  updateSubscription,
-} from "./_billing.ts";
+import { cancelSubscription, getSubscription } from "./_billing.ts";
 import {
   createPriceWithLookupKey,
   listPricesByLookupKey,
@@ -49,6 +45,20 @@ import {
   updateCustomer,
 } from "./_resources.ts";
 import type { EventRequest, State } from "./_state.ts";
+import { previewInvoice } from "./_prorations.ts";
+import { payInvoice, updateSubscription } from "./_subscription_update.ts";
+import {
+  cancelSchedule,
+  createSchedule,
+  getSchedule,
+  releaseSchedule,
+  updateSchedule,
+} from "./_schedules.ts";
+import {
+  createConfiguration,
+  createPortalSession,
+  getConfiguration,
+} from "./_portal.ts";
 
 interface Call {
   state: State;
@@ -179,9 +189,85 @@ const ROUTES: Route[] = [
       ),
   ],
   [
+    "POST",
+    /^\/v1\/invoices\/create_preview$/,
+    (c) => previewInvoice(c.state, c.params),
+  ],
+  [
     "GET",
     route(`/v1/invoices/${ID}`),
     (c) => get(c.state.store.invoices, "invoice", c.id),
+  ],
+  [
+    "POST",
+    route(`/v1/invoices/${ID}/pay`),
+    (c) =>
+      payInvoice(
+        c.state,
+        get(c.state.store.invoices, "invoice", c.id),
+        c.params,
+        c.request,
+      ),
+  ],
+  [
+    "POST",
+    /^\/v1\/subscription_schedules$/,
+    (c) => createSchedule(c.state, c.params, c.request),
+  ],
+  [
+    "GET",
+    /^\/v1\/subscription_schedules$/,
+    (c) =>
+      page(
+        filter(c.state.store.subscriptionSchedules, c.params, ["customer"]),
+        c.params,
+        "/v1/subscription_schedules",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/subscription_schedules/${ID}`),
+    (c) => getSchedule(c.state, c.id),
+  ],
+  [
+    "POST",
+    route(`/v1/subscription_schedules/${ID}`),
+    (c) => updateSchedule(c.state, c.id, c.params, c.request),
+  ],
+  [
+    "POST",
+    route(`/v1/subscription_schedules/${ID}/release`),
+    (c) => releaseSchedule(c.state, c.id, c.params, c.request),
+  ],
+  [
+    "POST",
+    route(`/v1/subscription_schedules/${ID}/cancel`),
+    (c) => cancelSchedule(c.state, c.id, c.params, c.request),
+  ],
+  [
+    "POST",
+    /^\/v1\/billing_portal\/sessions$/,
+    (c) => createPortalSession(c.state, c.params),
+  ],
+  [
+    "POST",
+    /^\/v1\/billing_portal\/configurations$/,
+    (c) => createConfiguration(c.state, c.params),
+  ],
+  [
+    "GET",
+    /^\/v1\/billing_portal\/configurations$/,
+    (c) =>
+      page(
+        [...c.state.store.portalConfigurations.values()],
+        c.params,
+        "/v1/billing_portal/configurations",
+      ),
+  ],
+  [
+    "GET",
+    route(`/v1/billing_portal/configurations/${ID}`),
+    (c) => getConfiguration(c.state, c.id),
   ],
   [
     "GET",

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { invalidRequest, noSuch } from "./_errors.ts";
+import { noSuch } from "./_errors.ts";
 import type { FormObject } from "./_form.ts";
 import type {
   BillingReason,
@@ -17,12 +17,7 @@ import type {
   SubscriptionItem,
 } from "./_objects.ts";
 import { newId, now, periodEnd } from "./_objects.ts";
-import {
-  mergeMetadata,
-  onlyKnown,
-  optBoolean,
-  optMetadata,
-} from "./_params.ts";
+import { onlyKnown } from "./_params.ts";
 import { attemptPayment } from "./_payments.ts";
 import type { EventRequest, SessionRecord, State } from "./_state.ts";
 import { recordEvent } from "./_state.ts";
@@ -83,7 +78,13 @@ export function startSubscription(
     description: null,
     discounts: [],
     ended_at: null,
-    invoice_settings: { account_tax_ids: null, issuer: { type: "self" } },
+    invoice_settings: {
+      account_tax_ids: null,
+      custom_fields: null,
+      description: null,
+      footer: null,
+      issuer: { type: "self" },
+    },
     items: {
       object: "list",
       data: items,
@@ -143,10 +144,6 @@ function makeItem(
   created: number,
   period: { start: number; end: number },
 ): SubscriptionItem {
-  const recurring = price.recurring ?? {
-    interval: "month" as const,
-    interval_count: 1,
-  };
   return {
     id: newId("si", 14),
     object: "subscription_item",
@@ -157,31 +154,64 @@ function makeItem(
     current_trial: null,
     discounts: [],
     metadata: {},
-    plan: {
-      id: price.id,
-      object: "plan",
-      active: price.active,
-      amount: price.unit_amount,
-      amount_decimal: price.unit_amount_decimal,
-      billing_scheme: "per_unit",
-      created: price.created,
-      currency: price.currency,
-      interval: recurring.interval,
-      interval_count: recurring.interval_count,
-      livemode: false,
-      metadata: { ...price.metadata },
-      meter: null,
-      nickname: price.nickname,
-      product: price.product,
-      tiers_mode: null,
-      transform_usage: null,
-      trial_period_days: null,
-      usage_type: "licensed",
-    },
+    plan: planOf(price),
     price: structuredClone(price),
     quantity,
     subscription: subId,
     tax_rates: [],
+  };
+}
+
+/** A new item of a subscription for `price`, in the subscription's current period. */
+export function addItem(
+  sub: Subscription,
+  price: Price,
+  quantity: number,
+): SubscriptionItem {
+  const first = sub.items.data[0];
+  return makeItem(sub.id, price, quantity, now(), {
+    start: first?.current_period_start ?? now(),
+    end: first?.current_period_end ?? now(),
+  });
+}
+
+/** Moves an item to another price (its id and period stay), as an update does. */
+export function changePrice(
+  item: SubscriptionItem,
+  price: Price,
+  quantity: number,
+): void {
+  item.price = structuredClone(price);
+  item.plan = planOf(price);
+  item.quantity = quantity;
+}
+
+/** The deprecated plan object Stripe still derives from a recurring price. */
+function planOf(price: Price): SubscriptionItem["plan"] {
+  const recurring = price.recurring ?? {
+    interval: "month" as const,
+    interval_count: 1,
+  };
+  return {
+    id: price.id,
+    object: "plan",
+    active: price.active,
+    amount: price.unit_amount,
+    amount_decimal: price.unit_amount_decimal,
+    billing_scheme: "per_unit",
+    created: price.created,
+    currency: price.currency,
+    interval: recurring.interval,
+    interval_count: recurring.interval_count,
+    livemode: false,
+    metadata: { ...price.metadata },
+    meter: null,
+    nickname: price.nickname,
+    product: price.product,
+    tiers_mode: null,
+    transform_usage: null,
+    trial_period_days: null,
+    usage_type: "licensed",
   };
 }
 
@@ -204,6 +234,7 @@ export function makeInvoice(
   reason: BillingReason,
   newLines: NewLine[],
   period: { start: number; end: number },
+  prorations: InvoiceLine[] = [],
 ): Invoice {
   const id = newId("in");
   const created = now();
@@ -251,18 +282,21 @@ export function makeInvoice(
       taxes: [],
     };
   });
+  lines.unshift(...prorations.map((line) => ({ ...line, invoice: id })));
   const total = lines.reduce((sum, line) => sum + line.amount, 0);
+  // A credit beyond the total goes to the customer's balance, not back to the card.
+  const due = Math.max(total, 0);
   const invoice: Invoice = {
     id,
     object: "invoice",
     account_country: "US",
     account_name: "Game Server Shop (sandbox)",
     account_tax_ids: null,
-    amount_due: total,
+    amount_due: due,
     amount_overpaid: 0,
     amount_paid: 0,
     amount_paid_off_stripe: 0,
-    amount_remaining: total,
+    amount_remaining: due,
     amount_shipping: 0,
     application: null,
     attempt_count: 0,
@@ -422,75 +456,26 @@ export function renewalInvoice(
       })`,
     })),
     ended,
+    takePendingItems(state, sub.id),
   );
   return { invoice, previousItems };
+}
+
+/** The proration lines waiting for a subscription's next invoice, now taken. */
+function takePendingItems(state: State, subId: string): InvoiceLine[] {
+  const taken: InvoiceLine[] = [];
+  for (const [id, pending] of state.store.pendingItems) {
+    if (pending.subscription !== subId) continue;
+    taken.push(pending.line);
+    state.store.pendingItems.delete(id);
+  }
+  return taken;
 }
 
 /** The subscription an id names, or Stripe's 404. */
 export function getSubscription(state: State, id: string): Subscription {
   const sub = state.store.subscriptions.get(id);
   if (sub === undefined) throw noSuch("subscription", id);
-  return sub;
-}
-
-/** `POST /v1/subscriptions/{id}`: metadata and `cancel_at_period_end`. */
-export function updateSubscription(
-  state: State,
-  id: string,
-  params: FormObject,
-  request: EventRequest,
-): Subscription {
-  onlyKnown(params, [
-    "metadata",
-    "cancel_at_period_end",
-    "proration_behavior",
-    "expand",
-  ]);
-  const sub = getSubscription(state, id);
-  const metadata = optMetadata(params, "metadata");
-  const cancelAtPeriodEnd = optBoolean(params, "cancel_at_period_end");
-  if (isEnded(sub) && cancelAtPeriodEnd !== undefined) {
-    throw invalidRequest(
-      "A canceled subscription can only update its cancellation_details and metadata.",
-    );
-  }
-  const previous: Record<string, unknown> = {};
-  const nextMetadata = mergeMetadata(
-    sub.metadata,
-    metadata,
-    params.metadata === "",
-  );
-  if (JSON.stringify(nextMetadata) !== JSON.stringify(sub.metadata)) {
-    previous.metadata = sub.metadata;
-    sub.metadata = nextMetadata;
-  }
-  if (
-    cancelAtPeriodEnd !== undefined &&
-    cancelAtPeriodEnd !== sub.cancel_at_period_end
-  ) {
-    previous.cancel_at_period_end = sub.cancel_at_period_end;
-    previous.cancel_at = sub.cancel_at;
-    previous.canceled_at = sub.canceled_at;
-    previous.cancellation_details = structuredClone(sub.cancellation_details);
-    sub.cancel_at_period_end = cancelAtPeriodEnd;
-    sub.cancel_at = cancelAtPeriodEnd
-      ? Math.max(...sub.items.data.map((i) => i.current_period_end))
-      : null;
-    sub.canceled_at = cancelAtPeriodEnd ? now() : null;
-    sub.cancellation_details.reason = cancelAtPeriodEnd
-      ? "cancellation_requested"
-      : null;
-  }
-  if (Object.keys(previous).length > 0) {
-    const event = recordEvent(
-      state,
-      "customer.subscription.updated",
-      sub,
-      request,
-      previous,
-    );
-    state.webhooks.deliver([event], "normal");
-  }
   return sub;
 }
 

@@ -20,6 +20,7 @@ import {
 import { parseForm } from "./_form.ts";
 import { payPage } from "./_html.ts";
 import { lifecycleRoutes } from "./_lifecycle.ts";
+import { portalRoutes } from "./_portal.ts";
 import { newId } from "./_objects.ts";
 import type { State } from "./_state.ts";
 
@@ -41,6 +42,9 @@ const Deliver = z.object({
 });
 
 const Webhook = z.object({ url: z.url().nullable().optional() });
+
+const PaymentMethod = z.object({ outcome: z.enum(["succeeds", "declines"]) })
+  .strict();
 
 /** The Stripe sandbox's control routes, beside the kit's calls and faults. */
 export function controlRoutes(state: State): ControlRoutes {
@@ -69,7 +73,16 @@ export function controlRoutes(state: State): ControlRoutes {
       pointWebhook(state, url ?? undefined, state.webhookSecret);
       return json(200, { url: url ?? null });
     },
+    "POST /_sandbox/customers/:id/payment_method": async (c) => {
+      const input = parseControl(PaymentMethod, await controlBody(c.request));
+      if (!state.store.customers.has(c.params.id)) {
+        throw noSuch("customer", c.params.id);
+      }
+      state.store.paymentMethods.set(c.params.id, input);
+      return json(200, { customer: c.params.id, outcome: input.outcome });
+    },
     ...lifecycleRoutes(state),
+    ...portalRoutes(state),
     "GET /_sandbox/pay/:id": (c) =>
       new Response(payPage(getSession(state, c.params.id)), {
         headers: { "content-type": "text/html; charset=utf-8" },

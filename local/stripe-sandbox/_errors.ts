@@ -20,7 +20,8 @@ export class StripeApiError extends Error {
     readonly status: number,
     readonly type: StripeErrorType,
     message: string,
-    readonly detail: { code?: string; param?: string } = {},
+    readonly detail: { code?: string; decline_code?: string; param?: string } =
+      {},
   ) {
     super(message);
     this.name = "StripeApiError";
@@ -30,6 +31,9 @@ export class StripeApiError extends Error {
   body(): { error: Record<string, string> } {
     const error: Record<string, string> = { type: this.type };
     if (this.detail.code !== undefined) error.code = this.detail.code;
+    if (this.detail.decline_code !== undefined) {
+      error.decline_code = this.detail.decline_code;
+    }
     error.message = this.message;
     if (this.detail.param !== undefined) error.param = this.detail.param;
     return { error };

@@ -20,7 +20,7 @@ export function payPage(record: SessionRecord): string {
   const money = (amount: number) =>
     `${(amount / 100).toFixed(2)} ${session.currency.toUpperCase()}`;
   const lines = lineItems.map((line) =>
-    `<li>${escape(line.description)} × ${line.quantity}: ${
+    `<li>${escapeHtml(line.description)} × ${line.quantity}: ${
       money(line.amount_total)
     }${
       line.price.recurring
@@ -33,16 +33,18 @@ export function payPage(record: SessionRecord): string {
   ).join(" ");
   const cancel = session.cancel_url === null
     ? ""
-    : `<p><a href="${escape(session.cancel_url)}">Back (cancel)</a></p>`;
+    : `<p><a href="${escapeHtml(session.cancel_url)}">Back (cancel)</a></p>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Stripe sandbox checkout</title>
 <style>body{font-family:system-ui;max-width:40rem;margin:3rem auto}button{margin:.2rem}</style>
 </head><body>
 <h1>Stripe sandbox checkout</h1>
 <p>Session <code>${
-    escape(session.id)
+    escapeHtml(session.id)
   }</code>: status <b>${session.status}</b>, payment <b>${session.payment_status}</b></p>
-<p>${escape(session.customer_email ?? session.customer ?? "new customer")}</p>
+<p>${
+    escapeHtml(session.customer_email ?? session.customer ?? "new customer")
+  }</p>
 <ul>${lines}</ul>
 <p>Total: <b>${money(session.amount_total)}</b></p>
 <form method="post" action="/_sandbox/checkout/sessions/${
@@ -52,6 +54,7 @@ ${cancel}
 </body></html>`;
 }
 
-function escape(text: string): string {
+/** Text made safe for HTML content and attribute values. */
+export function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

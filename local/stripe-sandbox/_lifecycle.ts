@@ -31,13 +31,21 @@ import {
   refundCharge,
 } from "./_payments.ts";
 import type { State } from "./_state.ts";
+import { advanceSchedule } from "./_schedules.ts";
+import {
+  applyPendingUpdate,
+  expirePendingUpdate,
+  paymentSucceeds,
+  periodEndOf,
+} from "./_subscription_update.ts";
 import type { DeliveryMode } from "./_webhooks.ts";
 import { NO_REQUEST, recordEvent } from "./_state.ts";
 
 const Delivery = z.enum(["normal", "duplicate", "reverse"]).default("normal");
 
 const Renew = z.object({
-  outcome: z.enum(["paid", "failed"]).default("paid"),
+  // default: as the customer's payment method says (`/_sandbox/customers/{id}/payment_method`)
+  outcome: z.enum(["paid", "failed"]).optional(),
   delivery: Delivery,
 }).strict();
 
@@ -69,7 +77,7 @@ export function lifecycleRoutes(state: State): ControlRoutes {
       const input = parseControl(Renew, body);
       requireStatus(sub, ["active", "past_due", "trialing"], "renew");
       return {
-        outcome: renew(state, sub, input.outcome === "paid"),
+        outcome: renew(state, sub, paid(state, sub, input.outcome)),
         delivery: input.delivery,
       };
     },
@@ -83,12 +91,26 @@ export function lifecycleRoutes(state: State): ControlRoutes {
             endSubscription(state, sub, "cancellation_requested", NO_REQUEST),
           ],
         }
-        : renew(state, sub, input.outcome === "paid");
+        : sub.cancel_at !== null && sub.cancel_at <= periodEndOf(sub)
+        ? {
+          subscription: sub,
+          events: [
+            endSubscription(state, sub, "cancellation_requested", NO_REQUEST),
+          ],
+        }
+        : renew(state, sub, paid(state, sub, input.outcome));
       return { outcome, delivery: input.delivery };
     },
     recover(sub, body) {
       const { delivery } = parseControl(Plain, body);
-      requireStatus(sub, ["past_due", "unpaid"], "recover");
+      // An active subscription's unpaid invoice is the one its pending update waits for
+      requireStatus(
+        sub,
+        sub.pending_update === null
+          ? ["past_due", "unpaid"]
+          : ["active", "past_due", "unpaid"],
+        "recover",
+      );
       return { outcome: recover(state, sub), delivery };
     },
     dunning_exhausted(sub, body) {
@@ -97,6 +119,13 @@ export function lifecycleRoutes(state: State): ControlRoutes {
       return {
         outcome: exhaustDunning(state, sub, input.result),
         delivery: input.delivery,
+      };
+    },
+    expire_pending_update(sub, body) {
+      const { delivery } = parseControl(Plain, body);
+      return {
+        outcome: { subscription: sub, events: expirePendingUpdate(state, sub) },
+        delivery,
       };
     },
     dispute(sub, body) {
@@ -139,9 +168,13 @@ export function lifecycleRoutes(state: State): ControlRoutes {
  * and the subscription `past_due`.
  */
 function renew(state: State, sub: Subscription, paid: boolean): Outcome {
-  const events: StripeEvent[] = [];
+  const previousItems = structuredClone(sub.items);
+  // A schedule's next phase takes over before the new period is billed.
+  const phase = advanceSchedule(state, sub);
+  const events: StripeEvent[] = [...phase.events];
+  if (phase.ended) return { subscription: sub, events };
   const previousLatest = sub.latest_invoice;
-  const { invoice, previousItems } = renewalInvoice(state, sub);
+  const { invoice } = renewalInvoice(state, sub);
   events.push(recordEvent(state, "invoice.created", invoice, NO_REQUEST));
   finalizeInvoice(state, invoice);
   events.push(recordEvent(state, "invoice.finalized", invoice, NO_REQUEST));
@@ -173,7 +206,10 @@ function recover(state: State, sub: Subscription): Outcome {
     subscription: sub,
     invoice,
     charge,
-    events: paymentEvents(state, sub, invoice, true),
+    events: [
+      ...paymentEvents(state, sub, invoice, true),
+      ...applyPendingUpdate(state, invoice, NO_REQUEST),
+    ],
   };
 }
 
@@ -201,6 +237,17 @@ function paymentEvents(
       : undefined);
   if (next !== undefined) events.push(setStatus(state, sub, next));
   return events;
+}
+
+/** A renewal's outcome: the control's, else what the customer's card does. */
+function paid(
+  state: State,
+  sub: Subscription,
+  outcome: "paid" | "failed" | undefined,
+): boolean {
+  return outcome === undefined
+    ? paymentSucceeds(state, sub.customer)
+    : outcome === "paid";
 }
 
 function setStatus(

@@ -288,10 +288,33 @@ export type SubscriptionStatus =
   | "canceled"
   | "paused";
 
+/** What a customer says when canceling (the portal's reasons). */
+export type CancellationFeedback =
+  | "customer_service"
+  | "low_quality"
+  | "missing_features"
+  | "other"
+  | "switched_service"
+  | "too_complex"
+  | "too_expensive"
+  | "unused";
+
+/** A change waiting for its invoice to be paid (`payment_behavior=pending_if_incomplete`). */
+export type PendingUpdate = {
+  billing_cycle_anchor: number | null;
+  discount: null;
+  discounts: null;
+  metadata: null;
+  expires_at: number;
+  subscription_items: SubscriptionItem[] | null;
+  trial_end: number | null;
+  trial_from_plan: boolean | null;
+};
+
 /** Why a subscription was (or will be) canceled. */
 export type CancellationDetails = {
-  comment: null;
-  feedback: null;
+  comment: string | null;
+  feedback: CancellationFeedback | null;
   reason:
     | "cancellation_requested"
     | "payment_disputed"
@@ -322,11 +345,15 @@ export type Subscription =
     default_tax_rates: never[];
     discounts: never[];
     ended_at: number | null;
-    invoice_settings: { account_tax_ids: null; issuer: { type: "self" } };
+    invoice_settings:
+      & Nulls<"account_tax_ids" | "custom_fields" | "description" | "footer">
+      & { issuer: { type: "self" } };
     items: List<SubscriptionItem>;
     latest_invoice: string | null;
     livemode: false;
     metadata: Metadata;
+    pending_update: PendingUpdate | null;
+    schedule: string | null;
     payment_settings: {
       payment_method_options: null;
       payment_method_types: null;
@@ -354,8 +381,6 @@ export type Subscription =
     | "pause_collection"
     | "pending_invoice_item_interval"
     | "pending_setup_intent"
-    | "pending_update"
-    | "schedule"
     | "test_clock"
     | "transfer_data"
     | "trial_end"
@@ -372,16 +397,20 @@ export type InvoiceLine = {
   discount_amounts: never[];
   discountable: boolean;
   discounts: never[];
-  invoice: string;
+  invoice: string | null;
   livemode: false;
   metadata: Metadata;
   parent: {
     type: "subscription_item_details";
     invoice_item_details: null;
     subscription_item_details: {
-      invoice_item: null;
-      proration: false;
-      proration_details: { credited_items: null };
+      invoice_item: string | null;
+      proration: boolean;
+      proration_details: {
+        credited_items:
+          | { invoice: string; invoice_line_items: string[] }
+          | null;
+      };
       subscription: string;
       subscription_item: string;
     };
@@ -401,7 +430,11 @@ export type InvoiceLine = {
 };
 
 /** Why an invoice was made. */
-export type BillingReason = "subscription_create" | "subscription_cycle";
+export type BillingReason =
+  | "subscription_create"
+  | "subscription_cycle"
+  | "subscription_update"
+  | "upcoming";
 
 /** An invoice status. */
 export type InvoiceStatus =
@@ -748,6 +781,120 @@ export type Refund =
     | "transfer_reversal"
   >;
 
+/** A phase of a subscription schedule. */
+export type SchedulePhase =
+  & {
+    add_invoice_items: never[];
+    automatic_tax: Nulls<"disabled_reason" | "liability"> & { enabled: false };
+    currency: string;
+    default_tax_rates: never[];
+    discounts: never[];
+    end_date: number;
+    items: {
+      billing_thresholds: null;
+      discounts: never[];
+      metadata: Metadata;
+      price: string;
+      quantity: number;
+      tax_rates: never[];
+    }[];
+    metadata: Metadata;
+    proration_behavior: "always_invoice" | "create_prorations" | "none";
+    start_date: number;
+  }
+  & Nulls<
+    | "application_fee_percent"
+    | "billing_cycle_anchor"
+    | "billing_thresholds"
+    | "collection_method"
+    | "default_payment_method"
+    | "description"
+    | "invoice_settings"
+    | "on_behalf_of"
+    | "transfer_data"
+    | "trial_end"
+  >;
+
+/** A subscription schedule. */
+export type SubscriptionSchedule =
+  & {
+    id: string;
+    object: "subscription_schedule";
+    billing_mode: Subscription["billing_mode"];
+    canceled_at: number | null;
+    completed_at: number | null;
+    created: number;
+    current_phase: { start_date: number; end_date: number } | null;
+    customer: string;
+    default_settings: {
+      application_fee_percent: null;
+      automatic_tax: Nulls<"disabled_reason" | "liability"> & {
+        enabled: false;
+      };
+      billing_cycle_anchor: "automatic";
+      billing_thresholds: null;
+      collection_method: "charge_automatically";
+      default_payment_method: null;
+      description: null;
+      invoice_settings:
+        & Nulls<
+          | "account_tax_ids"
+          | "custom_fields"
+          | "days_until_due"
+          | "description"
+          | "footer"
+        >
+        & { issuer: { type: "self" } };
+      on_behalf_of: null;
+      transfer_data: null;
+    };
+    end_behavior: "cancel" | "none" | "release" | "renew";
+    livemode: false;
+    metadata: Metadata;
+    phases: SchedulePhase[];
+    released_at: number | null;
+    released_subscription: string | null;
+    status: "active" | "canceled" | "completed" | "not_started" | "released";
+    subscription: string | null;
+  }
+  & Nulls<"application" | "customer_account" | "test_clock">;
+
+/** A customer portal configuration. */
+export type PortalConfiguration = {
+  id: string;
+  object: "billing_portal.configuration";
+  active: boolean;
+  application: null;
+  business_profile: Nulls<
+    "headline" | "privacy_policy_url" | "terms_of_service_url"
+  >;
+  created: number;
+  default_return_url: string | null;
+  features: Record<string, unknown>;
+  is_default: boolean;
+  livemode: false;
+  login_page: { enabled: false; url: null };
+  metadata: Metadata;
+  name: string | null;
+  updated: number;
+};
+
+/** A customer portal session. */
+export type PortalSession = {
+  id: string;
+  object: "billing_portal.session";
+  configuration: string;
+  created: number;
+  customer: string;
+  customer_account: null;
+  flow: Record<string, unknown> | null;
+  livemode: false;
+  locale: string | null;
+  on_behalf_of: string | null;
+  return_url: string | null;
+  url: string;
+};
+
 /** Any object an event can carry. */
 export type StripeObject =
   | Customer
@@ -760,7 +907,10 @@ export type StripeObject =
   | Charge
   | InvoicePayment
   | Dispute
-  | Refund;
+  | Refund
+  | SubscriptionSchedule
+  | PortalConfiguration
+  | PortalSession;
 
 /** An event. */
 export type StripeEvent = {

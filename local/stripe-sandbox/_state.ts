@@ -10,16 +10,20 @@ import type {
   DeletedCustomer,
   Dispute,
   Invoice,
+  InvoiceLine,
   InvoicePayment,
   LineItem,
   Metadata,
   PaymentIntent,
+  PortalConfiguration,
+  PortalSession,
   Price,
   Product,
   Refund,
   StripeEvent,
   StripeObject,
   Subscription,
+  SubscriptionSchedule,
 } from "./_objects.ts";
 import { newId, now } from "./_objects.ts";
 import type { EndpointRecord, EventDelivery } from "./_endpoints.ts";
@@ -53,6 +57,19 @@ export interface Store {
   webhookEndpoints: Map<string, EndpointRecord>;
   /** per event, the endpoints that have not answered it with a 2xx yet */
   eventDeliveries: Map<string, EventDelivery>;
+  subscriptionSchedules: Map<string, SubscriptionSchedule>;
+  portalConfigurations: Map<string, PortalConfiguration>;
+  portalSessions: Map<string, PortalSession>;
+  /** proration lines waiting for a subscription's next invoice, by invoice item id */
+  pendingItems: Map<string, PendingItem>;
+  /** per customer, whether later charges succeed (`/_sandbox/customers/{id}/payment_method`) */
+  paymentMethods: Map<string, { outcome: "succeeds" | "declines" }>;
+}
+
+/** A proration line waiting for the next invoice of its subscription. */
+export interface PendingItem {
+  subscription: string;
+  line: InvoiceLine;
 }
 
 /** The API request that caused an event; both null for actions in the checkout page. */
@@ -114,6 +131,11 @@ export function emptyStore(): Store {
     events: new Map(),
     webhookEndpoints: new Map(),
     eventDeliveries: new Map(),
+    subscriptionSchedules: new Map(),
+    portalConfigurations: new Map(),
+    portalSessions: new Map(),
+    pendingItems: new Map(),
+    paymentMethods: new Map(),
   };
 }
 
@@ -160,5 +182,6 @@ export function findById(store: Store, id: string): StripeObject | undefined {
     store.subscriptions.get(id) ?? store.invoices.get(id) ??
     store.paymentIntents.get(id) ?? store.charges.get(id) ??
     store.invoicePayments.get(id) ?? store.disputes.get(id) ??
-    store.refunds.get(id);
+    store.refunds.get(id) ?? store.subscriptionSchedules.get(id) ??
+    store.portalConfigurations.get(id) ?? store.portalSessions.get(id);
 }

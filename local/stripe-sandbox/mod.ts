@@ -29,7 +29,37 @@
  *   end, else a renewal), `/recover`, `/dunning_exhausted`
  *   `{result: "canceled"|"unpaid"|"paused"}`, `/dispute`, `/refund`: a
  *   subscription's life after checkout, each answering
- *   `{subscription, invoice?, charge?, event_ids}` (see `_lifecycle.ts`).
+ *   `{subscription, invoice?, charge?, event_ids}` (see `_lifecycle.ts`). Without
+ *   `outcome`, a renewal's charge does what the customer's payment method says. At a
+ *   renewal, a subscription schedule's next phase takes over before the new period
+ *   is billed, and after its last phase the schedule is released (see `_schedules.ts`).
+ *   `/recover` also applies a pending update waiting for the invoice it pays.
+ * - `POST /_sandbox/subscriptions/{id}/expire_pending_update` `{delivery?}`: the
+ *   pending update (`payment_behavior=pending_if_incomplete`) expires now, as at its
+ *   `expires_at`: `customer.subscription.pending_update_expired` (the invoice stays
+ *   open; paying it then changes nothing).
+ * - `POST /_sandbox/customers/{id}/payment_method` `{"outcome": "succeeds"|"declines"}`:
+ *   later charges of that customer (renewals, update invoices, `invoices.pay`)
+ *   succeed or are declined (default: succeed).
+ * - `GET /_sandbox/portal/{id}`: the customer portal page a `billing_portal.session`'s
+ *   `url` opens: the customer's subscriptions with price and period end, a cancel
+ *   or resume button each, and a link to `return_url`.
+ * - `POST /_sandbox/billing_portal/sessions/{id}/cancel` `{subscription?, feedback?,
+ *   comment?}` and `/resume` `{subscription?}`: what the portal's buttons do under
+ *   flexible billing: cancel sets `cancel_at` to the period end (with
+ *   `cancel_at_period_end` still false and `cancellation_details`), resume clears it;
+ *   each records `customer.subscription.updated` with `previous_attributes`.
+ *   `subscription` is needed when the customer has several; a form post (the page)
+ *   is redirected back to the page. Answers `{subscription, event_ids}`.
+ *
+ * Plan changes (`_subscription_update.ts`, `_prorations.ts`, `_schedules.ts`):
+ * `subscriptions.update` with `items[{id, price}]` (without `id`, an item is added),
+ * `proration_behavior` and `proration_date` (prorated by the second), and
+ * `payment_behavior` (`pending_if_incomplete` takes only Stripe's parameters beside
+ * it); `invoices.createPreview`, `invoices.pay`; `subscriptionSchedules` made
+ * `from_subscription`, updated with `phases` and `end_behavior`, released or
+ * canceled. The customer portal (`_portal.ts`): `billingPortal.sessions.create` and
+ * `billingPortal.configurations` (a default one is made on first use).
  *
  * With `stateFile`, the state survives a restart (see `_persist.ts`).
  *

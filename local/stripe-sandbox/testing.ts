@@ -138,3 +138,87 @@ export async function withSandbox(
     await receiver.close();
   }
 }
+
+/** Makes a control call (`POST /_sandbox/…`, JSON) and answers its JSON; throws unless 200. */
+export async function sandboxControl(
+  sandbox: Pick<StripeSandbox, "url">,
+  path: string,
+  body: unknown = {},
+): Promise<Record<string, unknown>> {
+  const res = await fetch(`${sandbox.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const json = await res.json();
+  if (res.status !== 200) {
+    throw new Error(
+      `Control call ${path} answered ${res.status}: ${JSON.stringify(json)}`,
+    );
+  }
+  return json;
+}
+
+/** A subscription to `price` bought through a paid checkout, as a customer does. */
+export async function subscribe(
+  sandbox: Pick<StripeSandbox, "url">,
+  stripe: Stripe,
+  price: string,
+  email = "ada@example.com",
+): Promise<Stripe.Subscription> {
+  const session = await stripe.checkout.sessions.create({
+    mode: "subscription",
+    success_url: "https://shop.example/success",
+    customer_email: email,
+    line_items: [{ price, quantity: 1 }],
+  });
+  const done = await sandboxControl(
+    sandbox,
+    `/_sandbox/checkout/sessions/${session.id}/complete`,
+  );
+  const completed = done.session as { subscription: string };
+  return await stripe.subscriptions.retrieve(completed.subscription);
+}
+
+/** Options of `withSandbox` for tests: test keys, and retries after 20 ms. */
+export const QUICK_SANDBOX: {
+  secretKey: string;
+  webhookSecret: string;
+  retryDelaysMs: number[];
+} = {
+  secretKey: "sk_test_local_quick_0123456789abcdef",
+  webhookSecret: "whsec_local_quick_secret",
+  retryDelaysMs: [20],
+};
+
+/** The events of `type` a receiver got about the object `objectId`, oldest first. */
+export function receivedEvents(
+  receiver: WebhookReceiver,
+  type: string,
+  objectId: string,
+): Stripe.Event[] {
+  return receiver.received.flatMap((r) =>
+    r.event?.type === type &&
+      (r.event.data.object as { id?: string }).id === objectId
+      ? [r.event]
+      : []
+  );
+}
+
+/**
+ * Moves a subscription's first item to `price` now, as an upgrade does: invoiced at
+ * once (`always_invoice`) and applied only once paid (`pending_if_incomplete`).
+ */
+export function upgradeNow(
+  stripe: Stripe,
+  sub: Stripe.Subscription,
+  price: string,
+  extra: Stripe.SubscriptionUpdateParams = {},
+): Promise<Stripe.Subscription> {
+  return stripe.subscriptions.update(sub.id, {
+    items: [{ id: sub.items.data[0].id, price }],
+    proration_behavior: "always_invoice",
+    payment_behavior: "pending_if_incomplete",
+    ...extra,
+  });
+}

@@ -35,6 +35,8 @@ export const HANDLED_EVENT_TYPES = [
   "customer.subscription.deleted",
   "customer.subscription.paused",
   "customer.subscription.resumed",
+  "customer.subscription.pending_update_applied",
+  "customer.subscription.pending_update_expired",
   "charge.dispute.created",
   "charge.refunded",
 ] as const;
@@ -49,6 +51,12 @@ export function isHandledEventType(type: string): type is HandledEventType {
 /** The checkout's own settings. */
 export const checkoutEnv = z.object({
   MAX_OPEN_CHECKOUTS: z.coerce.number().int().min(1).max(1000).default(5),
+});
+
+/** The customer portal's own settings. */
+export const portalEnv = z.object({
+  /** A portal configuration without plan switches (`npm run setup` prints its id). */
+  STRIPE_PORTAL_CONFIGURATION: z.string().regex(/^bpc_\w+$/).optional(),
 });
 
 /** Who may call a function. */
@@ -86,6 +94,17 @@ export const FUNCTIONS = {
     env: supabaseServiceEnv.and(panelEnv).and(stripeEnv).and(alertEnv).and(
       lifecycleEnv,
     ),
+  },
+  "change-server-plan": {
+    caller: "user or service",
+    // Stripe for the subscription; the panel's client API reads the disk in use.
+    env: supabaseServiceEnv.and(stripeEnv).and(panelEnv).and(alertEnv).and(
+      lifecycleEnv.pick({ PTERODACTYL_CLIENT_API_KEY: true }),
+    ),
+  },
+  "create-billing-portal-session": {
+    caller: "user",
+    env: supabaseUserEnv.and(stripeEnv).and(siteEnv).and(portalEnv),
   },
   "order-doctor": {
     caller: "service",

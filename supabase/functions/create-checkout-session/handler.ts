@@ -207,8 +207,7 @@ async function openOrder(
       stripe_price_id: offer.stripePriceId,
       amount_cents: offer.amountCents,
       currency: offer.currency,
-      memory_mb: offer.memoryMb,
-      disk_mb: offer.diskMb,
+      ...offer.limits,
       node_id: node.id,
       checkout_expires_at: new Date(now.getTime() + CHECKOUT_TTL_MS),
     }, ACTOR);

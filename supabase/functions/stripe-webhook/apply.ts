@@ -10,6 +10,7 @@
  */
 import type { Alert } from "../_shared/platform/alerts.ts";
 import type { Tx } from "../_shared/platform/db.ts";
+import { settlePlanChange } from "../_shared/orders/plan_changes.ts";
 import {
   changeOrder,
   countOtherPayments,
@@ -259,9 +260,19 @@ async function applyLifecycle(
     actor: source.actor,
     reason: decision.reason,
   });
+  // A plan change on its way follows the subscription as Stripe has it now: paid
+  // (or renewed at the new price) applies it, a pending update gone expires it.
+  const planChange = await settlePlanChange(tx, order.id, subscription, {
+    actor: source.actor,
+    now,
+    detail: source.detail,
+  });
+  const current = planChange === "applied"
+    ? await readOrder(tx, order.id)
+    : changed;
   // A panel action still due (this event's, or an earlier one whose hand-off found
   // the order locked by this transaction) is handed to sync-server-status after commit.
-  const due = changed?.panel_action_due_at;
+  const due = current?.panel_action_due_at;
   const sync = decision.sync || (due != null && due.getTime() <= now.getTime());
   for (const note of decision.notes) {
     await recordOrderEvent(tx, order.id, {
@@ -493,6 +504,8 @@ export async function applyEvent(
     case "customer.subscription.deleted":
     case "customer.subscription.paused":
     case "customer.subscription.resumed":
+    case "customer.subscription.pending_update_applied":
+    case "customer.subscription.pending_update_expired":
       return await onSubscriptionEvent(
         tx,
         deps,

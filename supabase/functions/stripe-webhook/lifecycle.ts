@@ -40,9 +40,16 @@ export interface SubscriptionFacts {
   id: string;
   /** A status this code does not know (a newer API's) is stored and otherwise left alone. */
   status: SubscriptionStatus | (string & Record<never, never>);
+  /** A cancellation is coming (`cancel_at_period_end`, or the portal's `cancel_at`). */
   cancelAtPeriodEnd: boolean;
+  /** When the coming cancellation takes effect (null: none). */
+  cancelAt: Date | null;
   /** The latest `items.data[].current_period_end`. */
   currentPeriodEnd: Date | null;
+  /** The price the subscription bills now (its first item's). */
+  priceId: string | null;
+  /** A plan change waits for its invoice to be paid (`pending_update`). */
+  pendingUpdate: boolean;
 }
 
 /** An amount in the currency's smallest unit, as Stripe gives it. */
@@ -115,6 +122,7 @@ export type LifecycleOrder =
     | "paid_until"
     | "subscription_status"
     | "cancel_at_period_end"
+    | "cancel_at"
     | "panel_target"
     | "suspend_reason"
     | "suspend_at"
@@ -219,7 +227,8 @@ export function decideLifecycle(
 
   // What the customer sees on "My servers": status and a scheduled cancellation.
   if (subscription.cancelAtPeriodEnd !== order.cancel_at_period_end) {
-    const end = subscription.currentPeriodEnd ?? order.paid_until;
+    const end = subscription.cancelAt ?? subscription.currentPeriodEnd ??
+      order.paid_until;
     notes.push({
       kind: "payment",
       message: subscription.cancelAtPeriodEnd
@@ -397,6 +406,9 @@ export function decideLifecycle(
   }
   if (subscription.cancelAtPeriodEnd !== order.cancel_at_period_end) {
     set.cancel_at_period_end = subscription.cancelAtPeriodEnd;
+  }
+  if (!sameTime(subscription.cancelAt, order.cancel_at)) {
+    set.cancel_at = subscription.cancelAt;
   }
   if (!sameTime(paidUntil, order.paid_until)) set.paid_until = paidUntil;
   if (!sameTime(suspendAt, order.suspend_at)) set.suspend_at = suspendAt;

@@ -18,6 +18,7 @@ function order(fields: Partial<LifecycleOrder> = {}): LifecycleOrder {
     paid_until: PERIOD_END,
     subscription_status: "active",
     cancel_at_period_end: false,
+    cancel_at: null,
     panel_target: "running",
     suspend_reason: null,
     suspend_at: null,
@@ -33,7 +34,10 @@ function sub(fields: Partial<SubscriptionFacts> = {}): SubscriptionFacts {
     id: "sub_1",
     status: "active",
     cancelAtPeriodEnd: false,
+    cancelAt: null,
     currentPeriodEnd: PERIOD_END,
+    priceId: "price_1",
+    pendingUpdate: false,
     ...fields,
   };
 }

@@ -37,10 +37,13 @@ const SubscriptionState = z.object({
   id: z.string().min(1),
   status: z.string().min(1),
   cancel_at_period_end: z.boolean(),
+  cancel_at: z.number().int().min(0).max(253_402_300_799).nullish(),
+  pending_update: z.object({}).loose().nullish(),
   items: z.object({
     data: z.array(
       z.object({
         current_period_end: z.number().int().min(0).max(253_402_300_799),
+        price: z.object({ id: z.string().min(1) }).loose(),
       }),
     ),
   }),
@@ -110,20 +113,35 @@ export async function currentSubscription(
         id: subscriptionId,
         status: "canceled",
         cancelAtPeriodEnd: false,
+        cancelAt: null,
         currentPeriodEnd: null,
+        priceId: null,
+        pendingUpdate: false,
       };
     }
     throw failure(what, error);
   }
   const subscription = parsed(SubscriptionState, answer, what);
   const ends = subscription.items.data.map((item) => item.current_period_end);
+  const currentPeriodEnd = ends.length > 0
+    ? new Date(Math.max(...ends) * 1000)
+    : null;
+  // A cancel from the customer portal (flexible billing) sets cancel_at, not
+  // cancel_at_period_end: either is a coming cancellation.
+  const cancelAt = subscription.cancel_at != null
+    ? new Date(subscription.cancel_at * 1000)
+    : subscription.cancel_at_period_end
+    ? currentPeriodEnd
+    : null;
   return {
     id: subscription.id,
     status: subscription.status,
-    cancelAtPeriodEnd: subscription.cancel_at_period_end,
-    currentPeriodEnd: ends.length > 0
-      ? new Date(Math.max(...ends) * 1000)
-      : null,
+    cancelAtPeriodEnd: subscription.cancel_at_period_end ||
+      subscription.cancel_at != null,
+    cancelAt,
+    currentPeriodEnd,
+    priceId: subscription.items.data[0]?.price.id ?? null,
+    pendingUpdate: subscription.pending_update != null,
   };
 }
 
@@ -171,6 +189,8 @@ function namedSubscription(event: ShopEvent): string | null {
     case "customer.subscription.deleted":
     case "customer.subscription.paused":
     case "customer.subscription.resumed":
+    case "customer.subscription.pending_update_applied":
+    case "customer.subscription.pending_update_expired":
       return event.subscription.id;
     default:
       return null;

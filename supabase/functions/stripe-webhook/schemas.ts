@@ -96,7 +96,9 @@ export type SubscriptionEventType =
   | "customer.subscription.updated"
   | "customer.subscription.deleted"
   | "customer.subscription.paused"
-  | "customer.subscription.resumed";
+  | "customer.subscription.resumed"
+  | "customer.subscription.pending_update_applied"
+  | "customer.subscription.pending_update_expired";
 
 /** An event the shop can act on, with its object parsed. */
 export type ShopEvent =
@@ -180,7 +182,9 @@ export function parseShopEvent(json: unknown): ParsedShopEvent {
     case "customer.subscription.updated":
     case "customer.subscription.deleted":
     case "customer.subscription.paused":
-    case "customer.subscription.resumed": {
+    case "customer.subscription.resumed":
+    case "customer.subscription.pending_update_applied":
+    case "customer.subscription.pending_update_expired": {
       const subscription = parseObject(Subscription, data.object);
       return subscription.ok
         ? {

@@ -51,6 +51,12 @@ import {
   panelFromConfig,
 } from "../_shared/panel/client.ts";
 import { DEFAULT_RETRY_POLICY } from "../_shared/orders/retry.ts";
+import {
+  latestPlanChanges,
+  type PlanChange,
+  type PlanChangeView,
+  planChangeView,
+} from "../_shared/orders/plan_changes.ts";
 import { createStripe, type Stripe } from "../_shared/stripe/client.ts";
 import { sweep } from "../_shared/sweep/mod.ts";
 import {
@@ -112,11 +118,30 @@ export interface OrderView {
     panel_status: Order["panel_state"];
     live_state: string | null;
   };
-  limits: { memory_mb: number; disk_mb: number };
+  limits: {
+    memory_mb: number;
+    disk_mb: number;
+    cpu_percent: number;
+    databases: number;
+    backups: number;
+    allocations: number;
+  };
   paid_until: string | null;
   cancel_at_period_end: boolean;
+  /** When a coming cancellation takes effect (period end, or the portal's date). */
+  cancel_at: string | null;
+  /** The latest plan change (on its way, or how the last one ended). */
+  plan_change: PlanChangeView | null;
   suspend_reason: Order["suspend_reason"];
   delete_at: string | null;
+}
+
+/** What a customer sees of their latest plan change: one on its way, or a recent end. */
+function planChangeOf(change: PlanChange | undefined): PlanChangeView | null {
+  if (!change) return null;
+  const recent = change.settled_at === null ||
+    Date.now() - change.settled_at.getTime() < 7 * 86_400_000;
+  return recent ? planChangeView(change) : null;
 }
 
 /** Builds the handler. */
@@ -328,6 +353,10 @@ export function createSyncHandler(deps: SyncDeps): Handler {
       await refresh(converge, order.id, log.child({ order_id: order.id }));
     }
     if (stale.length > 0) orders = await ordersOfUser(deps.sql, user.id);
+    const changes = await latestPlanChanges(
+      deps.sql,
+      orders.map((order) => order.id),
+    );
     const views: OrderView[] = [];
     for (const order of orders) {
       views.push({
@@ -342,9 +371,18 @@ export function createSyncHandler(deps: SyncDeps): Handler {
           panel_status: order.panel_state,
           live_state: await liveState(converge.client, order, log),
         },
-        limits: { memory_mb: order.memory_mb, disk_mb: order.disk_mb },
+        limits: {
+          memory_mb: order.memory_mb,
+          disk_mb: order.disk_mb,
+          cpu_percent: order.cpu_percent,
+          databases: order.databases,
+          backups: order.backups,
+          allocations: order.allocations,
+        },
         paid_until: order.paid_until?.toISOString() ?? null,
         cancel_at_period_end: order.cancel_at_period_end,
+        cancel_at: order.cancel_at?.toISOString() ?? null,
+        plan_change: planChangeOf(changes.get(order.id)),
         suspend_reason: order.suspend_reason,
         delete_at: order.delete_at?.toISOString() ?? null,
       });

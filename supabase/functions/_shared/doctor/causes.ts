@@ -9,6 +9,7 @@
 import type { OrderFacts, TimelineRow } from "./facts.ts";
 import { disagreements } from "../orders/reconcile.ts";
 import { SERVER_MISSING } from "../orders/lifecycle.ts";
+import { limitsPending } from "../orders/orders.ts";
 
 /** Every cause the doctor names. */
 export const CAUSE_CODES = [
@@ -35,6 +36,10 @@ export const CAUSE_CODES = [
   "canceled_pending_deletion",
   "deleted",
   "state_drift",
+  "plan_change_pending",
+  "plan_change_failing",
+  "plan_change_failed",
+  "build_failing",
 ] as const;
 /** A cause's code. */
 export type CauseCode = typeof CAUSE_CODES[number];
@@ -47,6 +52,7 @@ export const NEEDS_NO_ONE: ReadonlySet<CauseCode> = new Set<CauseCode>([
   "payment_grace",
   "canceled_pending_deletion",
   "deleted",
+  "plan_change_pending",
 ]);
 
 /** Why an order is where it is, and what to do. */
@@ -469,15 +475,18 @@ export function panelDrift(facts: OrderFacts): string[] {
       `the order records server ${order.pterodactyl_server_id}, the panel has ${server.id} for it`,
     );
   }
-  if (server.memory !== order.memory_mb || server.disk !== order.disk_mb) {
-    problems.push(
-      `limits ${server.memory} MB memory / ${server.disk} MB disk, the plan sold ${order.memory_mb} / ${order.disk_mb}`,
-    );
-  }
   // A panel action that is due (or was just done) is the sweep's, not drift.
   const acting = order.panel_action_due_at !== null &&
     now.getTime() - order.panel_action_due_at.getTime() < SWEEP_STALE_MS;
   const installing = server.status === "installing";
+  if (
+    !acting &&
+    (server.memory !== order.memory_mb || server.disk !== order.disk_mb)
+  ) {
+    problems.push(
+      `limits ${server.memory} MB memory / ${server.disk} MB disk, the order is entitled to ${order.memory_mb} / ${order.disk_mb}`,
+    );
+  }
   if (!acting && !installing) {
     if (order.panel_target === "running" && server.suspended) {
       problems.push(
@@ -757,6 +766,8 @@ export function decideCause(facts: OrderFacts): Cause {
   ) {
     return installFailed(facts, server.identifier);
   }
+  const build = buildCause(facts);
+  if (build) return build;
   const drift = panelDrift(facts);
   if (drift.length) {
     return cause(
@@ -765,6 +776,9 @@ export function decideCause(facts: OrderFacts): Cause {
       `Make the panel follow the order: ${sync}`,
     );
   }
+
+  const change = planChangeCause(facts);
+  if (change) return change;
 
   // The lifecycle: where the order is, and whether anyone must act.
   switch (order.status) {
@@ -842,6 +856,81 @@ export function decideCause(facts: OrderFacts): Cause {
         } on panel node ${server?.node}; paid until ${iso(order.paid_until)}`,
         "Nothing to do",
       );
+  }
+}
+
+/**
+ * A server whose build has not followed its order's limits (a plan change) while the
+ * panel keeps refusing: the last refusal, and what ends it.
+ */
+function buildCause(facts: OrderFacts): Cause | null {
+  const { order, timeline } = facts;
+  if (!limitsPending(order) || order.panel_action_attempts === 0) return null;
+  const last = [...timeline].reverse().find((row) =>
+    row.kind === "panel" && /^Panel build failed/.test(row.message)
+  );
+  const disk = last !== undefined && /MB of disk, more than/.test(last.message);
+  return cause(
+    "build_failing",
+    `The server's build has not followed the order's limits (${order.memory_mb} MB memory, ${order.disk_mb} MB disk) after ${order.panel_action_attempts} tries${
+      last ? `: ${last.message}` : ""
+    }; next try ${iso(order.panel_action_due_at)}`,
+    disk
+      ? `The customer removes files until the server fits the smaller disk (the sweep retries by itself), or an operator changes the plan back: npm run doctor -- ${order.id} shows the disk in use`
+      : `Check the panel's build endpoint for server ${order.pterodactyl_server_id}; the sweep retries, or now: ${
+        serviceCurl(facts.supabaseUrl, "sync-server-status", {
+          order_id: order.id,
+        })
+      }`,
+  );
+}
+
+/** A plan change on its way, stuck, or refused. */
+function planChangeCause(facts: OrderFacts): Cause | null {
+  const change = facts.planChange;
+  if (!change) return null;
+  const what = `${change.kind} ${change.from_plan_id} → ${change.to_plan_id}`;
+  switch (change.status) {
+    case "requested":
+      return change.attempts > 0
+        ? cause(
+          "plan_change_failing",
+          `The ${what} could not be carried out in Stripe after ${change.attempts} tries: ${change.error_message}; next try ${
+            iso(change.next_attempt_at)
+          }`,
+          "Check STRIPE_SECRET_KEY and Stripe's status; the sweep repeats the same request (idempotency key " +
+            `${change.idempotency_key}) by itself`,
+        )
+        : null;
+    case "awaiting_payment":
+      return cause(
+        "plan_change_pending",
+        `The ${what} waits for its invoice ${
+          change.stripe_invoice_id ?? ""
+        } to be paid until ${
+          iso(change.expires_at)
+        }; ${change.reserve_memory_mb} MB memory and ${change.reserve_disk_mb} MB disk are held on the node`,
+        "None: the customer pays (updates their card in the billing portal), or the change expires and its room is released",
+      );
+    case "scheduled":
+      return cause(
+        "plan_change_pending",
+        `The ${what} is scheduled for ${
+          iso(change.effective_at)
+        } (schedule ${change.stripe_schedule_id})`,
+        "None: the renewal bills the new price and the server's build follows",
+      );
+    case "failed":
+      return facts.now.getTime() - change.updated_at.getTime() <
+          7 * 86_400_000
+        ? cause(
+          "plan_change_failed",
+          `The ${what} failed: ${change.error_message}`,
+          "Read the refusal in the Stripe dashboard (Developers → Logs); nothing was applied, the customer can ask again",
+        )
+        : null;
+    default:
+      return null;
   }
 }
 

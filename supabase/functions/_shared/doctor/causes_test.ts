@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type Check, diagnose, NEEDS_NO_ONE } from "./causes.ts";
 import type { OrderFacts } from "./facts.ts";
+import type { PlanChange } from "../orders/plan_changes.ts";
 import {
   type DoctorResult,
   exitStatus,
@@ -650,4 +651,152 @@ Deno.test("exit status and text rendering", () => {
   assert.ok(!plain.includes("\x1b["));
   const coloured = renderText(result([facts()]), { color: true });
   assert.ok(coloured.includes("\x1b[32m✓\x1b[0m"));
+});
+
+Deno.test("plan changes and server builds", async (t) => {
+  const change = {
+    id: "33333333-3333-4333-8333-333333333333",
+    order_id: ORDER_ID,
+    user_id: USER_ID,
+    kind: "upgrade" as PlanChange["kind"],
+    status: "awaiting_payment" as PlanChange["status"],
+    from_plan_id: "mc-java-4gb",
+    to_plan_id: "mc-java-8gb",
+    from_price_id: "price_4",
+    to_price_id: "price_8",
+    amount_cents: 1899,
+    currency: "usd",
+    limits: {
+      memory_mb: 8192,
+      disk_mb: 40960,
+      cpu_percent: 300,
+      swap_mb: 0,
+      io_weight: 500,
+      databases: 3,
+      backups: 3,
+      allocations: 2,
+    },
+    amount_due_cents: 880,
+    node_id: 3,
+    reserve_memory_mb: 4096,
+    reserve_disk_mb: 20480,
+    proration_date: minutes(-5),
+    effective_at: null,
+    expires_at: minutes(60 * 23),
+    stripe_invoice_id: "in_up",
+    stripe_schedule_id: null,
+    idempotency_key: "plan-change-3",
+    next_attempt_at: minutes(60 * 23 + 5),
+    attempts: 0,
+    error_message: null,
+    customer_message: null,
+    actor: "change-server-plan",
+    created_at: minutes(-5),
+    updated_at: minutes(-5),
+    settled_at: null,
+  } satisfies PlanChange;
+  const withChange = (patch: Partial<PlanChange>): OrderFacts => ({
+    ...facts(),
+    planChange: { ...change, ...patch },
+  });
+
+  await t.step("an upgrade waiting for its payment needs no one", () => {
+    const { cause } = diagnose(withChange({}));
+    assert.equal(cause.code, "plan_change_pending");
+    assert.match(cause.message, /in_up/);
+    assert.match(cause.message, /4096 MB memory and 20480 MB disk are held/);
+    assert.ok(NEEDS_NO_ONE.has("plan_change_pending"));
+  });
+  await t.step("a scheduled downgrade names its date", () => {
+    const { cause } = diagnose(withChange({
+      kind: "downgrade",
+      status: "scheduled",
+      to_plan_id: "mc-java-2gb",
+      effective_at: minutes(60 * 24 * 30),
+      stripe_schedule_id: "sub_sched_1",
+    }));
+    assert.equal(cause.code, "plan_change_pending");
+    assert.match(cause.message, /sub_sched_1/);
+    assert.match(
+      cause.message,
+      /2027-01-04T12:00:00Z/,
+    );
+  });
+  await t.step("a change Stripe keeps failing, and one it refused", () => {
+    const failing = diagnose(withChange({
+      status: "requested",
+      attempts: 2,
+      error_message: "Connection error",
+    })).cause;
+    assert.equal(failing.code, "plan_change_failing");
+    assert.match(failing.fix, /plan-change-3/);
+    const refused = diagnose(withChange({
+      status: "failed",
+      error_message: "Stripe refused the change: No such price",
+      updated_at: minutes(-10),
+    })).cause;
+    assert.equal(refused.code, "plan_change_failed");
+    assert.match(refused.message, /No such price/);
+    // A requested change not yet retried, or an old failure, is not the cause.
+    assert.equal(
+      diagnose(withChange({ status: "requested" })).cause.code,
+      "ok",
+    );
+    assert.equal(
+      diagnose(withChange({
+        status: "failed",
+        updated_at: minutes(-60 * 24 * 8),
+      })).cause.code,
+      "ok",
+    );
+  });
+  await t.step("a build the panel keeps refusing, a disk too full", () => {
+    const confirmed = {
+      memory: 4096,
+      swap: 0,
+      disk: 20480,
+      io: 500,
+      cpu: 200,
+      databases: 2,
+      backups: 2,
+      allocations: 1,
+    };
+    const shrinking = facts({
+      order: {
+        memory_mb: 2048,
+        disk_mb: 10240,
+        cpu_percent: 100,
+        swap_mb: 0,
+        io_weight: 500,
+        databases: 1,
+        backups: 1,
+        allocations: 1,
+        panel_limits: confirmed,
+        panel_action_attempts: 3,
+        panel_action_due_at: minutes(10),
+      },
+      timeline: [{
+        at: minutes(-1),
+        kind: "panel",
+        message:
+          "Panel build failed (attempt 3): the server uses 15000 MB of disk, more than the 10240 MB of its new plan; it keeps its disk until files are removed",
+        from_status: null,
+        to_status: null,
+        detail: {},
+      }],
+    });
+    const { cause } = diagnose(shrinking);
+    assert.equal(cause.code, "build_failing");
+    assert.match(cause.message, /15000 MB of disk/);
+    assert.match(cause.fix, /removes files/);
+    // While the first try is due, the sweep is on it: no cause, no drift.
+    const due = facts({
+      order: {
+        ...shrinking.order,
+        panel_action_attempts: 0,
+        panel_action_due_at: minutes(0),
+      },
+    });
+    assert.equal(diagnose(due).cause.code, "ok");
+  });
 });

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { latestPlanChanges, type PlanChange } from "../orders/plan_changes.ts";
 import type { Sql } from "../platform/db.ts";
 import type { Order } from "../orders/orders.ts";
 import type { PanelClient } from "../panel/client.ts";
@@ -160,6 +161,8 @@ export interface OrderFacts {
   stripe: StripeFacts;
   panel: PanelFacts;
   shop: ShopFacts;
+  /** The order's latest plan change (on its way, or how the last one ended). */
+  planChange?: PlanChange | null;
 }
 
 /** What gathering needs. */
@@ -379,13 +382,14 @@ export async function gatherOrder(
   shop: ShopFacts,
 ): Promise<OrderFacts> {
   const now = deps.now?.() ?? new Date();
-  const [timeline, stripe, panel] = await Promise.all([
+  const [timeline, stripe, panel, changes] = await Promise.all([
     deps.sql<TimelineRow[]>`
       select created_at as at, kind, message, from_status::text as from_status,
         to_status::text as to_status, detail
       from public.order_events where order_id = ${order.id} order by id`,
     gatherStripe(deps, order),
     gatherPanel(deps, order),
+    latestPlanChanges(deps.sql, [order.id]),
   ]);
   return {
     now,
@@ -396,5 +400,6 @@ export async function gatherOrder(
     stripe,
     panel,
     shop,
+    planChange: changes.get(order.id) ?? null,
   };
 }

@@ -6,6 +6,7 @@
  */
 import type { Sql, Tx } from "../platform/db.ts";
 import { DomainError } from "../platform/errors.ts";
+import type { OrderLimits } from "./orders.ts";
 import type { NodeRoom } from "./placement.ts";
 
 /** Billing terms. */
@@ -24,6 +25,8 @@ export interface Offer {
   currency: string;
   memoryMb: number;
   diskMb: number;
+  /** Every limit the order will be entitled to. */
+  limits: OrderLimits;
 }
 
 /**
@@ -34,17 +37,15 @@ export async function resolveOffer(
   sql: Sql,
   request: { planId: string; term: Term; region: string },
 ): Promise<Offer> {
-  const [plan] = await sql<{
+  const [plan] = await sql<(OrderLimits & {
     display_name: string;
     active: boolean;
-    memory_mb: number;
-    disk_mb: number;
     stripe_price_id: string | null;
     amount_cents: number | null;
     currency: string | null;
-  }[]>`
-    select p.display_name, p.active, p.memory_mb, p.disk_mb,
-      pp.stripe_price_id, pp.amount_cents, pp.currency
+  })[]>`
+    select p.display_name, p.active, p.memory_mb, p.disk_mb, p.cpu_percent, p.swap_mb,
+      p.io_weight, p.databases, p.backups, p.allocations, pp.stripe_price_id, pp.amount_cents, pp.currency
     from public.plans p
     left join public.plan_prices pp
       on pp.plan_id = p.id and pp.term = ${request.term} and pp.active
@@ -111,6 +112,16 @@ export async function resolveOffer(
     currency: plan.currency,
     memoryMb: plan.memory_mb,
     diskMb: plan.disk_mb,
+    limits: {
+      memory_mb: plan.memory_mb,
+      disk_mb: plan.disk_mb,
+      cpu_percent: plan.cpu_percent,
+      swap_mb: plan.swap_mb,
+      io_weight: plan.io_weight,
+      databases: plan.databases,
+      backups: plan.backups,
+      allocations: plan.allocations,
+    },
   };
 }
 

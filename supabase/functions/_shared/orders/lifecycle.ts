@@ -6,10 +6,16 @@
  *
  * @module
  */
-import type { Order, OrderStatus, PanelState } from "./orders.ts";
+import {
+  limitsPending,
+  type Order,
+  type OrderLimits,
+  type OrderStatus,
+  type PanelState,
+} from "./orders.ts";
 
 /** A change the panel is asked for. */
-export type PanelAction = "suspend" | "unsuspend" | "delete";
+export type PanelAction = "suspend" | "unsuspend" | "delete" | "build";
 
 /** What a panel listing says about one server. */
 export interface ServerView {
@@ -25,16 +31,24 @@ const FAILED_INSTALL = new Set(["install_failed", "reinstall_failed"]);
 
 /** The panel action that makes the panel match the order's target, if any is needed. */
 export function panelActionFor(
-  order: Pick<Order, "panel_target" | "pterodactyl_server_id" | "panel_state">,
+  order:
+    & Pick<
+      Order,
+      "panel_target" | "pterodactyl_server_id" | "panel_state" | "panel_limits"
+    >
+    & OrderLimits,
 ): PanelAction | null {
   if (order.pterodactyl_server_id === null) return null;
+  // The build follows the order's limits once the server is in the state its target
+  // asks for (a suspension for non-payment comes before an upgrade's new limits).
+  const build = limitsPending(order);
   switch (order.panel_target) {
     case "deleted":
       return order.panel_state === "deleted" ? null : "delete";
     case "suspended":
-      return "suspend";
+      return build && order.panel_state === "suspended" ? "build" : "suspend";
     case "running":
-      return "unsuspend";
+      return build && order.panel_state !== "suspended" ? "build" : "unsuspend";
   }
 }
 

@@ -26,8 +26,34 @@ function orderLike(fields: Partial<Observed> = {}): Observed {
 const installed = { status: null, suspended: false };
 const suspended = { status: "suspended", suspended: true };
 
+const LIMITS = {
+  memory_mb: 2048,
+  disk_mb: 10_240,
+  cpu_percent: 100,
+  swap_mb: 0,
+  io_weight: 500,
+  databases: 1,
+  backups: 1,
+  allocations: 1,
+};
+const CONFIRMED = {
+  memory: 2048,
+  disk: 10_240,
+  cpu: 100,
+  swap: 0,
+  io: 500,
+  databases: 1,
+  backups: 1,
+  allocations: 1,
+};
+
 Deno.test("panelActionFor asks the panel for what the target needs", async (t) => {
-  const base = { pterodactyl_server_id: 7, panel_state: "installed" } as const;
+  const base = {
+    pterodactyl_server_id: 7,
+    panel_state: "installed",
+    panel_limits: CONFIRMED,
+    ...LIMITS,
+  } as const;
   await t.step("each target its action", () => {
     assert.equal(
       panelActionFor({ ...base, panel_target: "suspended" }),
@@ -40,6 +66,42 @@ Deno.test("panelActionFor asks the panel for what the target needs", async (t) =
     assert.equal(
       panelActionFor({ ...base, panel_target: "deleted" }),
       "delete",
+    );
+  });
+  await t.step("a build once the server is as its target asks", () => {
+    const grown = { ...base, memory_mb: 4096 };
+    assert.equal(
+      panelActionFor({ ...grown, panel_target: "running" }),
+      "build",
+    );
+    assert.equal(
+      panelActionFor({
+        ...grown,
+        panel_target: "running",
+        panel_state: "suspended",
+      }),
+      "unsuspend",
+    );
+    assert.equal(
+      panelActionFor({ ...grown, panel_target: "suspended" }),
+      "suspend",
+    );
+    assert.equal(
+      panelActionFor({
+        ...grown,
+        panel_target: "suspended",
+        panel_state: "suspended",
+      }),
+      "build",
+    );
+    assert.equal(
+      panelActionFor({ ...grown, panel_target: "deleted" }),
+      "delete",
+    );
+    // Nothing confirmed yet: the create sends the limits itself.
+    assert.equal(
+      panelActionFor({ ...grown, panel_limits: null, panel_target: "running" }),
+      "unsuspend",
     );
   });
   await t.step("nothing without a server or once deleted", () => {

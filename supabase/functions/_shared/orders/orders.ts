@@ -40,6 +40,14 @@ export interface Order {
   currency: string;
   memory_mb: number;
   disk_mb: number;
+  cpu_percent: number;
+  swap_mb: number;
+  io_weight: number;
+  databases: number;
+  backups: number;
+  allocations: number;
+  /** The build the panel last confirmed (null: no server yet, or not known). */
+  panel_limits: PanelLimits | null;
   stripe_checkout_session_id: string | null;
   stripe_checkout_url: string | null;
   checkout_expires_at: Date | null;
@@ -57,6 +65,8 @@ export interface Order {
   paid_until: Date | null;
   subscription_status: string | null;
   cancel_at_period_end: boolean;
+  /** When a coming cancellation takes effect (period end, or the portal's cancel_at). */
+  cancel_at: Date | null;
   panel_target: PanelTarget;
   suspend_reason: SuspendReason | null;
   suspend_at: Date | null;
@@ -74,6 +84,64 @@ export interface Order {
   subscription_checked_at: Date | null;
   created_at: Date;
   updated_at: Date;
+}
+
+/** Every limit an order is entitled to (columns of `public.orders` and `plans`). */
+export const LIMIT_COLUMNS = [
+  "memory_mb",
+  "disk_mb",
+  "cpu_percent",
+  "swap_mb",
+  "io_weight",
+  "databases",
+  "backups",
+  "allocations",
+] as const;
+/** An order's (or a plan's) limits. */
+export type OrderLimits = Pick<Order, typeof LIMIT_COLUMNS[number]>;
+
+/** A server's build as the panel's build endpoint takes and shows it. */
+export interface PanelLimits {
+  memory: number;
+  swap: number;
+  disk: number;
+  io: number;
+  cpu: number;
+  databases: number;
+  backups: number;
+  allocations: number;
+}
+
+/** The build an order's limits stand for on the panel. */
+export function panelLimitsOf(limits: OrderLimits): PanelLimits {
+  return {
+    memory: limits.memory_mb,
+    swap: limits.swap_mb,
+    disk: limits.disk_mb,
+    io: limits.io_weight,
+    cpu: limits.cpu_percent,
+    databases: limits.databases,
+    backups: limits.backups,
+    allocations: limits.allocations,
+  };
+}
+
+/** Whether two builds differ in any limit. */
+export function sameLimits(a: PanelLimits, b: PanelLimits): boolean {
+  return (Object.keys(a) as (keyof PanelLimits)[]).every((key) =>
+    a[key] === b[key]
+  );
+}
+
+/**
+ * Whether the panel's confirmed build differs from what the order is entitled to
+ * (false while nothing is confirmed yet: the create sends the limits itself).
+ */
+export function limitsPending(
+  order: OrderLimits & Pick<Order, "panel_limits">,
+): boolean {
+  return order.panel_limits != null &&
+    !sameLimits(order.panel_limits, panelLimitsOf(order));
 }
 
 /** What the panel should show for an order's server. */
@@ -109,7 +177,9 @@ export type OrderFields = Partial<
     | "paid_until"
     | "subscription_status"
     | "cancel_at_period_end"
+    | "cancel_at"
     | "panel_target"
+    | "panel_limits"
     | "suspend_reason"
     | "suspend_at"
     | "delete_at"
@@ -140,8 +210,7 @@ export type NewOrder =
     | "stripe_price_id"
     | "amount_cents"
     | "currency"
-    | "memory_mb"
-    | "disk_mb"
+    | typeof LIMIT_COLUMNS[number]
   >
   & Partial<Pick<Order, "node_id" | "checkout_expires_at">>;
 
@@ -152,7 +221,8 @@ export type OrderEventKind =
   | "provision_attempt"
   | "panel"
   | "alert"
-  | "note";
+  | "note"
+  | "plan_change";
 
 /** A timeline row to record. */
 export interface OrderEvent {
@@ -191,6 +261,8 @@ export interface OrderChange {
   actor: string;
   /** Why; becomes the message of the status row on the timeline. */
   reason?: string;
+  /** The caller's clock: a new panel target is due for the sweep from then. */
+  now?: Date;
 }
 
 type Db = Sql | Tx;
@@ -200,11 +272,12 @@ function selectOrder(db: Db) {
   return db`
     id, user_id, plan_id, item_type, term::text as term, region,
     server_name, status::text as status, stripe_price_id, amount_cents, currency,
-    memory_mb, disk_mb, stripe_checkout_session_id, stripe_checkout_url,
+    memory_mb, disk_mb, cpu_percent, swap_mb, io_weight, databases, backups,
+    allocations, panel_limits, stripe_checkout_session_id, stripe_checkout_url,
     checkout_expires_at, stripe_customer_id, stripe_subscription_id,
     node_id::int as node_id, pterodactyl_server_id, pterodactyl_server_identifier,
     error_message, customer_message, attempt_count, next_attempt_at, paid_at, paid_until,
-    subscription_status, cancel_at_period_end, panel_target, suspend_reason, suspend_at,
+    subscription_status, cancel_at_period_end, cancel_at, panel_target, suspend_reason, suspend_at,
     delete_at, delete_warned_at, panel_state, panel_seen_at, panel_action_due_at,
     panel_action_attempts, was_running, gave_up_at, subscription_cancel_due_at,
     subscription_checked_at, created_at, updated_at`;
@@ -272,6 +345,11 @@ export async function changeOrder(
       ]),
   );
   if (change.to) values.status = change.to;
+  // A new panel target is an action to take now, from its first attempt.
+  if ("panel_target" in values && !("panel_action_due_at" in values)) {
+    values.panel_action_due_at = change.now ?? new Date();
+    values.panel_action_attempts = 0;
+  }
   // Every operator message comes with customer words, unless the caller chose them.
   if (values.error_message !== undefined && !("customer_message" in values)) {
     values.customer_message = values.error_message === null
@@ -292,6 +370,46 @@ export async function changeOrder(
   const [order] = await tx<Order[]>`
     update public.orders set ${tx(values)}
     where id = ${orderId} ${guard}
+    returning ${selectOrder(tx)}`;
+  return order ?? null;
+}
+
+/** What an order is entitled to after a plan change. */
+export interface Entitlement {
+  plan_id: string;
+  stripe_price_id: string;
+  amount_cents: number;
+  limits: OrderLimits;
+}
+
+/**
+ * Gives an order a new plan, price and limits (a plan change taking effect). When the
+ * order has a server, its build is due on the panel from `now`, from its first attempt.
+ */
+export async function entitle(
+  tx: Tx,
+  orderId: string,
+  entitlement: Entitlement,
+  options: { actor: string; reason: string; now: Date },
+): Promise<Order | null> {
+  const limits = Object.fromEntries(
+    LIMIT_COLUMNS.map((column) => [column, entitlement.limits[column]]),
+  );
+  await setActor(tx, options.actor, options.reason);
+  const [order] = await tx<Order[]>`
+    update public.orders set ${
+    tx({
+      ...limits,
+      plan_id: entitlement.plan_id,
+      stripe_price_id: entitlement.stripe_price_id,
+      amount_cents: entitlement.amount_cents,
+    })
+  },
+      panel_action_due_at = case when pterodactyl_server_id is null
+        then panel_action_due_at else ${options.now} end,
+      panel_action_attempts = case when pterodactyl_server_id is null
+        then panel_action_attempts else 0 end
+    where id = ${orderId}
     returning ${selectOrder(tx)}`;
   return order ?? null;
 }

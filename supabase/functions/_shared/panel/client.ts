@@ -90,7 +90,18 @@ const PanelServer = z.object({
   node: z.number().int(),
   allocation: z.number().int(),
   egg: z.number().int(),
-  limits: z.object({ memory: z.number(), disk: z.number() }).loose(),
+  limits: z.object({
+    memory: z.number(),
+    swap: z.number(),
+    disk: z.number(),
+    io: z.number(),
+    cpu: z.number(),
+  }).loose(),
+  feature_limits: z.object({
+    databases: z.number().nullable(),
+    allocations: z.number().nullable(),
+    backups: z.number().nullable(),
+  }).loose(),
   container: z.object({
     environment: z.record(z.string(), z.unknown()),
     // 1/0 on panel v1.x; a boolean on some builds.
@@ -176,6 +187,17 @@ export interface NewServer {
   start_on_completion?: boolean;
 }
 
+/**
+ * A server's whole build, as `PATCH /servers/{id}/build` takes it: the panel has no
+ * partial updates (an omitted feature limit becomes unlimited), so every field is sent.
+ */
+export interface ServerBuild {
+  /** The server's default allocation (required, unchanged). */
+  allocation: number;
+  limits: NewServer["limits"];
+  feature_limits: NewServer["feature_limits"];
+}
+
 /** What a new panel user is made of (no password: the panel mails a set-password link). */
 export interface NewUser {
   email: string;
@@ -229,6 +251,8 @@ export interface PanelClient {
   deleteServer(id: number, options: { force: boolean }): Promise<void>;
   /** Reinstalls (back to `installing`; lifts a suspension). */
   reinstallServer(id: number): Promise<void>;
+  /** Replaces a server's build (safe to repeat: the same build twice is one change). */
+  updateBuild(id: number, build: ServerBuild): Promise<PanelServer>;
 }
 
 /** One page of servers. */
@@ -498,6 +522,11 @@ export function createPanelClient(options: PanelClientOptions): PanelClient {
     async reinstallServer(id) {
       await call("POST", `/servers/${id}/reinstall`);
     },
+    async updateBuild(id, build) {
+      return serverItem.parse(
+        await call("PATCH", `/servers/${id}/build`, build, true),
+      ).attributes;
+    },
   };
 }
 
@@ -563,6 +592,7 @@ export function panelFromConfig(
     unsuspendServer: fail,
     deleteServer: fail,
     reinstallServer: fail,
+    updateBuild: fail,
   };
 }
 

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Alerter } from "../platform/alerts.ts";
-import type { Sql } from "../platform/db.ts";
+import type { Sql, Tx } from "../platform/db.ts";
 import { DomainError } from "../platform/errors.ts";
 import {
   observe,
@@ -23,11 +23,15 @@ import type { Logger } from "../platform/log.ts";
 import {
   changeOrder,
   leaseDuePanelActions,
+  limitsPending,
   type Order,
   type OrderFields,
   type OrderStatus,
+  type PanelLimits,
+  panelLimitsOf,
   readOrder,
   recordOrderEvent,
+  sameLimits,
 } from "../orders/orders.ts";
 import {
   type PanelClient,
@@ -35,6 +39,7 @@ import {
   PanelError,
   type PanelServer,
 } from "./client.ts";
+import { confirmedLimits, serverBuild } from "./server_spec.ts";
 import { nextAttempt, type RetryPolicy } from "../orders/retry.ts";
 
 /** What converging needs. */
@@ -67,6 +72,7 @@ export type ConvergeOutcome =
   | "unsuspended"
   | "deleted"
   | "forced_delete"
+  | "rebuilt"
   | "no_server"
   | "missing"
   | "failed"
@@ -189,8 +195,12 @@ export async function convergeLeased(
   const log = deps.log.child({ order_id: order.id, action });
   let wasRunning = order.was_running;
   let forced = false;
+  let limits: PanelLimits | null = null;
   try {
     switch (action) {
+      case "build":
+        limits = await changeBuild(deps, order, serverId);
+        break;
       case "suspend":
         if (order.panel_state !== "suspended") {
           wasRunning = await readRunning(deps, order, log) ?? wasRunning;
@@ -240,9 +250,11 @@ export async function convergeLeased(
     wasRunning,
     forced,
     server,
+    limits,
     actor,
   });
   if (!done) return "superseded";
+  if (action === "build") return "rebuilt";
   if (
     action === "unsuspend" && done.was_running && deps.client &&
     server && statusForServer(server) === "active"
@@ -273,6 +285,58 @@ async function settleMissing(
       actor,
     });
   });
+}
+
+const MIB = 1024 * 1024;
+
+/**
+ * Gives the server the order's limits (the panel takes the whole build, with the
+ * server's own default allocation) and answers what the panel confirmed. A smaller
+ * disk than the data in use would make Wings stop the server and refuse to start it:
+ * that build waits (a `disk_in_use` failure, retried and alerted) until files go.
+ */
+async function changeBuild(
+  deps: ConvergeDeps,
+  order: Order,
+  serverId: number,
+): Promise<PanelLimits> {
+  const server = await deps.panel.getServerByExternalId(order.id);
+  if (!server || server.id !== serverId) {
+    throw new PanelError(`server ${serverId} is not on the panel`, {
+      status: 404,
+    });
+  }
+  const wanted = panelLimitsOf(order);
+  const current = confirmedLimits(server);
+  if (sameLimits(current, wanted)) return current;
+  const shrinks = wanted.disk !== 0 &&
+    (current.disk === 0 || wanted.disk < current.disk);
+  if (shrinks && order.pterodactyl_server_identifier) {
+    if (!deps.client) {
+      throw new DomainError(
+        "unavailable",
+        "disk_in_use_unknown",
+        "the disk in use cannot be read (no client API key): the smaller disk waits",
+      );
+    }
+    const live = await deps.client.resources(
+      order.pterodactyl_server_identifier,
+    );
+    if (live.resources.disk_bytes > wanted.disk * MIB) {
+      throw new DomainError(
+        "conflict",
+        "disk_in_use",
+        `the server uses ${
+          Math.ceil(live.resources.disk_bytes / MIB)
+        } MB of disk, more than the ${wanted.disk} MB of its new plan; it keeps its disk until files are removed`,
+      );
+    }
+  }
+  const changed = await deps.panel.updateBuild(
+    serverId,
+    serverBuild(order, server.allocation),
+  );
+  return confirmedLimits(changed);
 }
 
 /** Whether the server runs now (client API); null when that cannot be read. */
@@ -322,6 +386,8 @@ async function succeeded(
     wasRunning: boolean | null;
     forced: boolean;
     server: ServerView | null;
+    /** What the panel confirmed of a build change. */
+    limits: PanelLimits | null;
     actor: string;
   },
 ): Promise<Order | null> {
@@ -333,7 +399,11 @@ async function succeeded(
       suspend: "suspended",
       unsuspend: "unsuspended",
       delete: result.forced ? "deleted with force" : "deleted",
+      build: "given its plan's limits",
     }[action];
+    if (action === "build" && result.limits) {
+      return await rebuilt(tx, fresh, result.limits, result.actor, now);
+    }
     if (panelActionFor(fresh) !== action) {
       // The target changed while the panel call ran: act again at once.
       await changeOrder(tx, order.id, {
@@ -374,6 +444,10 @@ async function succeeded(
     } else {
       set.panel_state = "deleted";
     }
+    // Limits still to change once the server is as its target asks: next, at once.
+    if (action !== "delete" && limitsPending(fresh)) {
+      set.panel_action_due_at = now;
+    }
     const changed = await changeOrder(tx, order.id, {
       to: to ?? undefined,
       set,
@@ -393,6 +467,46 @@ async function succeeded(
     });
     return changed;
   });
+}
+
+/**
+ * Records the build the panel confirmed. When the order's limits changed again while
+ * the call ran, the next build is due at once; otherwise the customer is told, and
+ * reminded that memory a game reads at start (Java's heap) needs a restart.
+ */
+async function rebuilt(
+  tx: Tx,
+  fresh: Order,
+  confirmed: PanelLimits,
+  actor: string,
+  now: Date,
+): Promise<Order | null> {
+  const settled = sameLimits(confirmed, panelLimitsOf(fresh));
+  const before = fresh.panel_limits;
+  const changed = await changeOrder(tx, fresh.id, {
+    set: {
+      panel_limits: confirmed,
+      panel_seen_at: now,
+      panel_action_due_at: settled ? null : now,
+      panel_action_attempts: 0,
+    },
+    actor,
+  });
+  const memoryChanged = before !== null && before.memory !== confirmed.memory;
+  await recordOrderEvent(tx, fresh.id, {
+    kind: "panel",
+    message: settled
+      ? `Server build changed on the panel: ${confirmed.memory} MB memory, ${confirmed.disk} MB disk, ${confirmed.cpu}% CPU`
+      : "Server build changed on the panel, but the order's limits changed meanwhile: changing again",
+    detail: { action: "build", before, confirmed },
+    actor,
+    customerMessage: settled
+      ? `Your server now has ${confirmed.memory} MB of memory and ${confirmed.disk} MB of disk${
+        memoryChanged ? "; restart it for the game to use the new memory" : ""
+      }`
+      : undefined,
+  });
+  return settled ? changed : null;
 }
 
 /** Pterodactyl's unsuspend leaves the server off: start it if it ran before. */

@@ -42,7 +42,7 @@ import {
   nextAttempt,
   type RetryPolicy,
 } from "../orders/retry.ts";
-import { type PlanBuild, serverSpec } from "./server_spec.ts";
+import { confirmedLimits, type PlanBuild, serverSpec } from "./server_spec.ts";
 
 /** What provisioning needs. */
 export interface ProvisionDeps {
@@ -312,8 +312,7 @@ async function runSteps(
 ): Promise<{ server: PanelServer; nodeId: number }> {
   const { panel } = deps;
   const [plan] = await deps.sql<PlanBuild[]>`
-    select id, cpu_percent, swap_mb, io_weight, databases, backups, allocations, ptero_nest_id,
-      ptero_egg_id, docker_image, startup, environment
+    select id, ptero_nest_id, ptero_egg_id, docker_image, startup, environment
     from public.plans where id = ${order.plan_id}`;
   const account = await step(
     "Ensuring the customer's panel account",
@@ -419,6 +418,7 @@ async function recordServer(
         next_attempt_at: null,
         panel_state: "installing",
         panel_seen_at: now,
+        panel_limits: confirmedLimits(server),
         ...(claimed ? { error_message: null } : {}),
         ...(act ? { panel_action_due_at: now, panel_action_attempts: 0 } : {}),
       },

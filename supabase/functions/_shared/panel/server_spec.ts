@@ -5,18 +5,22 @@
  * @module
  */
 import { DomainError } from "../platform/errors.ts";
-import type { Order } from "../orders/orders.ts";
-import type { NewServer, PanelEgg } from "./client.ts";
+import {
+  type Order,
+  type OrderLimits,
+  type PanelLimits,
+  panelLimitsOf,
+} from "../orders/orders.ts";
+import type {
+  NewServer,
+  PanelEgg,
+  PanelServer,
+  ServerBuild,
+} from "./client.ts";
 
-/** The panel side of a plan (`public.plans`). */
+/** The panel side of a plan (`public.plans`) a server is built from. */
 export interface PlanBuild {
   id: string;
-  cpu_percent: number;
-  swap_mb: number;
-  io_weight: number;
-  databases: number;
-  backups: number;
-  allocations: number;
   ptero_nest_id: number;
   ptero_egg_id: number;
   docker_image: string | null;
@@ -53,11 +57,54 @@ export function eggEnvironment(
   );
 }
 
+/** The limits and feature limits of a build, from an order's limits. */
+function buildOf(
+  limits: PanelLimits,
+): Pick<NewServer, "limits" | "feature_limits"> {
+  return {
+    limits: {
+      memory: limits.memory,
+      swap: limits.swap,
+      disk: limits.disk,
+      io: limits.io,
+      cpu: limits.cpu,
+    },
+    feature_limits: {
+      databases: limits.databases,
+      backups: limits.backups,
+      allocations: limits.allocations,
+    },
+  };
+}
+
+/** The whole build-change request that gives a server an order's limits. */
+export function serverBuild(
+  order: OrderLimits,
+  allocation: number,
+): ServerBuild {
+  return { allocation, ...buildOf(panelLimitsOf(order)) };
+}
+
+/** The build a panel server shows (what the panel confirmed). */
+export function confirmedLimits(server: PanelServer): PanelLimits {
+  const features = server.feature_limits;
+  return {
+    memory: server.limits.memory,
+    swap: server.limits.swap,
+    disk: server.limits.disk,
+    io: server.limits.io,
+    cpu: server.limits.cpu,
+    databases: features.databases ?? 0,
+    backups: features.backups ?? 0,
+    allocations: features.allocations ?? 0,
+  };
+}
+
 /** The create-server request for an order, all but the allocation. */
 export function serverSpec(
   plan: PlanBuild,
   egg: PanelEgg,
-  order: Pick<Order, "id" | "server_name" | "memory_mb" | "disk_mb">,
+  order: Pick<Order, "id" | "server_name"> & OrderLimits,
   account: { pteroUserId: number },
 ): Omit<NewServer, "allocation"> {
   return {
@@ -67,19 +114,9 @@ export function serverSpec(
     docker_image: plan.docker_image ?? egg.dockerImage,
     startup: plan.startup ?? egg.startup,
     environment: eggEnvironment(plan, egg),
-    // Limits come from the order: what was sold, even if the plan changed since.
-    limits: {
-      memory: order.memory_mb,
-      swap: plan.swap_mb,
-      disk: order.disk_mb,
-      io: plan.io_weight,
-      cpu: plan.cpu_percent,
-    },
-    feature_limits: {
-      databases: plan.databases,
-      backups: plan.backups,
-      allocations: plan.allocations,
-    },
+    // Every limit comes from the order: what was sold (or changed to since), even if
+    // the catalogue changed.
+    ...buildOf(panelLimitsOf(order)),
     external_id: order.id,
     description: `Order ${order.id}`,
     start_on_completion: true,

@@ -17,12 +17,6 @@ const EGG: PanelEgg = {
 
 const PLAN: PlanBuild = {
   id: "mc-java-4gb",
-  cpu_percent: 200,
-  swap_mb: 512,
-  io_weight: 500,
-  databases: 2,
-  backups: 3,
-  allocations: 1,
   ptero_nest_id: 1,
   ptero_egg_id: 1,
   docker_image: null,
@@ -35,6 +29,12 @@ const ORDER = {
   server_name: "Survival",
   memory_mb: 4096,
   disk_mb: 20_480,
+  cpu_percent: 200,
+  swap_mb: 512,
+  io_weight: 500,
+  databases: 2,
+  backups: 3,
+  allocations: 1,
 };
 
 Deno.test("eggEnvironment fills every egg variable: plan override, else egg default, else empty", () => {

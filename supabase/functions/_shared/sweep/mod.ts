@@ -11,6 +11,7 @@ import { watchCapacity } from "./capacity.ts";
 import { cancelDueSubscriptions } from "../stripe/subscription_cancel.ts";
 import { settleCheckouts } from "./checkouts.ts";
 import { passDeadlines } from "./deadlines.ts";
+import { followPlanChanges } from "./plan_changes.ts";
 import { recoverEvents } from "./events.ts";
 import { ACTOR, clock, type SweepDeps, type SweepJobRun } from "./job.ts";
 import { refreshPanelCache } from "./panel_cache.ts";
@@ -57,6 +58,8 @@ export const SWEEP_JOBS: readonly SweepJob[] = [
     run: followLapsedSubscriptions,
   },
   { name: "cancellations", calls: ["stripe"], run: cancelDueSubscriptions },
+  // Before panel_actions: an upgrade applied here has its build changed this run.
+  { name: "plan_changes", calls: ["stripe"], run: followPlanChanges },
   { name: "servers", calls: ["panel"], run: observeServers },
   {
     name: "panel_actions",

@@ -44,6 +44,17 @@ async function dunningEndsUnpaid(
   });
 }
 
+/** The customer's bank disputes the payment; the webhook applies the dispute. */
+async function disputeProcessed(
+  stack: TestStack,
+  subscriptionId: string,
+): Promise<void> {
+  const disputed = await subscriptionControl(stack, subscriptionId, "dispute");
+  assert.deepEqual(await outcomes(stack, disputed.event_ids), [
+    "charge.dispute.created:processed",
+  ]);
+}
+
 /** Posts a signed event as Stripe would deliver it; answers the 200 body. */
 async function deliver(
   stack: TestStack,
@@ -286,14 +297,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
       "dispute: suspended, not lifted by a later payment",
       async () => {
         const { orderId, subscriptionId } = await subscribed(stack, "Dispute");
-        const disputed = await subscriptionControl(
-          stack,
-          subscriptionId,
-          "dispute",
-        );
-        assert.deepEqual(await outcomes(stack, disputed.event_ids), [
-          "charge.dispute.created:processed",
-        ]);
+        await disputeProcessed(stack, subscriptionId);
         let row = await order(stack, orderId);
         assert.equal(row.status, "suspended");
         assert.equal(row.panel_target, "suspended");
@@ -327,14 +331,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         await dunningEndsUnpaid(stack, subscriptionId);
         let row = await order(stack, orderId);
         assert.equal(row.suspend_reason, "billing");
-        const disputed = await subscriptionControl(
-          stack,
-          subscriptionId,
-          "dispute",
-        );
-        assert.deepEqual(await outcomes(stack, disputed.event_ids), [
-          "charge.dispute.created:processed",
-        ]);
+        await disputeProcessed(stack, subscriptionId);
         row = await order(stack, orderId);
         assert.equal(row.status, "suspended");
         assert.equal(row.suspend_reason, "dispute");

@@ -2,7 +2,8 @@
  * A local stand-in for the Supabase API gateway: `/functions/v1/<name>` runs that
  * function's handler in this process (checking the JWT first unless the function has
  * `verify_jwt = false`), `/auth/v1/.well-known/jwks.json` serves the project's public
- * key, and `EdgeRuntime.waitUntil` keeps background work alive as on the platform.
+ * key, `/rest/v1/` is the Data API a storefront reads (`rest.ts`), and
+ * `EdgeRuntime.waitUntil` keeps background work alive as on the platform.
  *
  * @module
  */
@@ -14,6 +15,7 @@ import {
 } from "../supabase/functions/_shared/platform/http.ts";
 import type { Logger } from "../supabase/functions/_shared/platform/log.ts";
 import { FUNCTIONS, readVerifyJwt } from "./functions.ts";
+import type { RestApi } from "./rest.ts";
 import { serveLoopback } from "./sandbox-kit/mod.ts";
 
 /** A running gateway. */
@@ -59,6 +61,8 @@ export async function startGateway(options: {
   log: Logger;
   /** Where the functions' log lines go (default: stdout). */
   functionLog?: (line: string) => void;
+  /** The Data API under `/rest/v1/`. */
+  rest?: RestApi;
 }): Promise<Gateway> {
   installEdgeRuntime(options.log);
   const verifyJwt = await readVerifyJwt();
@@ -78,6 +82,9 @@ export async function startGateway(options: {
       return Response.json({ keys: [options.publicJwk] }, {
         headers: { "Cache-Control": "public, max-age=600" },
       });
+    }
+    if (options.rest && url.pathname.startsWith("/rest/v1/")) {
+      return await options.rest.handle(req);
     }
     const match = /^\/functions\/v1\/([\w-]+)(\/.*)?$/.exec(url.pathname);
     if (!match || !(match[1] in FUNCTIONS)) {

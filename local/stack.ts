@@ -31,6 +31,8 @@ import {
   startStripeSandbox,
   type StripeSandbox,
 } from "./stripe-sandbox/mod.ts";
+import { startRestApi } from "./rest.ts";
+import { startStorefront, type Storefront } from "./storefront.ts";
 import { registerWebhookEndpoint } from "./webhook_endpoint.ts";
 
 /** Fixed ports of `npm start` (Supabase's own defaults where it has them). */
@@ -39,6 +41,8 @@ export const DEFAULT_PORTS = {
   db: 54322,
   stripe: 54330,
   panel: 54331,
+  /** The reference storefront (the functions' SITE_URL). */
+  storefront: 3000,
 };
 
 /**
@@ -94,6 +98,8 @@ export interface StackOptions {
   panelInstallDelayMs?: number;
   /** Start the Stripe sandbox without the catalogue's products and prices (for setup tests). */
   emptyStripeCatalogue?: boolean;
+  /** Serve the reference storefront too (`storefront/`), as the functions' SITE_URL. */
+  storefront?: boolean;
   /** Extra variables for the functions (e.g. ALERT_WEBHOOK_URL). */
   env?: Env;
   log?: Logger;
@@ -111,6 +117,8 @@ export interface Stack {
   gateway: Gateway;
   stripe: StripeSandbox;
   panel: PanelSandbox;
+  /** The reference storefront, when asked for. */
+  storefront: Storefront | null;
   /** Migration versions this start applied. */
   applied: string[];
   /** Waits for background work: function `waitUntil` tasks and webhook deliveries. */
@@ -199,22 +207,45 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     stops.push(() => panel.close());
 
     const dbUrl = databaseUrl;
+    const apiKeys = apiKeyEnv(keys, keyMode);
+    const rest = await startRestApi({
+      databaseUrl: dbUrl,
+      publicJwk: keys.publicJwk,
+      keys: {
+        publishableKeys: apiKeys.SUPABASE_PUBLISHABLE_KEYS
+          ? [keys.publishableKey]
+          : [],
+        secretKeys: apiKeys.SUPABASE_SECRET_KEYS ? [keys.secretKey] : [],
+        anonKey: apiKeys.SUPABASE_ANON_KEY,
+        serviceRoleKey: apiKeys.SUPABASE_SERVICE_ROLE_KEY,
+      },
+    });
+    stops.push(() => rest.close());
+    const storefront = options.storefront
+      ? await startStorefront({
+        port: ports.storefront,
+        local: { databaseUrl: dbUrl, keys },
+      })
+      : null;
+    if (storefront) stops.push(() => storefront.close());
     let env: Env = {};
     const gateway = await startGateway({
       port: ports.gateway,
       publicJwk: keys.publicJwk,
       log,
       functionLog: options.functionLog,
+      rest,
       env: (url) => {
         env = {
           SUPABASE_URL: url,
           SUPABASE_DB_URL: dbUrl,
-          ...apiKeyEnv(keys, keyMode),
+          ...apiKeys,
           SUPABASE_JWKS: JSON.stringify({ keys: [keys.publicJwk] }),
           STRIPE_SECRET_KEY: keys.stripeSecretKey,
           STRIPE_WEBHOOK_SECRET: keys.stripeWebhookSecret,
           STRIPE_API_BASE: stripe.url,
-          SITE_URL: "http://127.0.0.1:3000",
+          SITE_URL: storefront?.url ??
+            `http://127.0.0.1:${DEFAULT_PORTS.storefront}`,
           PTERODACTYL_URL: panel.url,
           PTERODACTYL_API_KEY: keys.panelApiKey,
           PTERODACTYL_CLIENT_API_KEY: keys.panelClientKey,
@@ -224,6 +255,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       },
     });
     stops.push(() => gateway.close());
+    storefront?.connect({
+      supabaseUrl: gateway.url,
+      // The key a browser holds: publishable, or anon on a legacy-only project.
+      publishableKey: apiKeys.SUPABASE_PUBLISHABLE_KEYS
+        ? keys.publishableKey
+        : keys.anonKey,
+    });
     if (gateway.port !== ports.gateway) {
       await stripeApi.webhookEndpoints.update(endpoint.id, {
         url: webhookUrl(gateway.url),
@@ -238,6 +276,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       gateway,
       stripe,
       panel,
+      storefront,
       applied,
       async idle() {
         await stripe.idle();
@@ -264,6 +303,28 @@ export function dotenv(env: Env): string {
 }
 
 /**
+ * Calls sync-server-status as the schedule does (a secret key in `apikey`); with no
+ * `order_id` in `body` that is one sweep. Answers its status and JSON body.
+ */
+export async function callSweep(
+  stack: Pick<Stack, "gateway" | "keys">,
+  body: Record<string, unknown> = {},
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(
+    `${stack.gateway.url}/functions/v1/sync-server-status`,
+    {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/json",
+        apikey: stack.keys.secretKey,
+      },
+      body: JSON.stringify(body),
+    },
+  );
+  return { status: res.status, body: await res.json() };
+}
+
+/**
  * What pg_cron does on hosted Supabase: call the sweep through the gateway with a
  * secret key, every `intervalMs`, never two at once.
  */
@@ -275,19 +336,8 @@ function startSweepTimer(
   let running: Promise<void> | null = null;
   const run = async () => {
     try {
-      const res = await fetch(
-        `${stack.gateway.url}/functions/v1/sync-server-status`,
-        {
-          method: "POST",
-          headers: {
-            "Content-Type": "application/json",
-            apikey: stack.keys.secretKey,
-          },
-          body: "{}",
-        },
-      );
-      const body = await res.json();
-      if (!res.ok) log.error("Sweep failed", { status: res.status, body });
+      const { status, body } = await callSweep(stack);
+      if (status !== 200) log.error("Sweep failed", { status, body });
       else if (Object.keys(body.outcomes ?? {}).length > 0) {
         log.info("Sweep", body);
       }
@@ -332,6 +382,7 @@ async function main(): Promise<void> {
     databaseUrl: Deno.env.get("DATABASE_URL"),
     log,
     env: lifecycle,
+    storefront: true,
   });
   const sweeps = startSweepTimer(stack, SWEEP_INTERVAL_SECONDS * 1000, log);
   const root = new URL("../", import.meta.url).pathname;
@@ -356,7 +407,9 @@ async function main(): Promise<void> {
   console.log(`
 Game-server shop backend is running (ready in ${seconds} s)
 
+  Storefront  ${stack.storefront?.url}  (sign in with any email: local tokens)
   Functions   ${stack.gateway.url}/functions/v1/<name>
+  Data API    ${stack.gateway.url}/rest/v1/<table>  (reads, with RLS)
   Health      ${stack.gateway.url}/health
   Database    ${stack.databaseUrl.replace(/:[^:@/]+@/, ":***@")}
   Stripe      ${stack.stripe.url}  (sandbox; control calls under /_sandbox)

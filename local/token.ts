@@ -9,6 +9,26 @@ import postgres from "postgres";
 import { userAccessToken } from "./keys.ts";
 import type { LocalKeys } from "./keys.ts";
 
+/**
+ * POSTs `body` as JSON to a function URL as the storefront does for a signed-in user:
+ * the user's access token as a bearer token and the project's publishable key.
+ */
+export async function postAsUser(
+  url: string,
+  credentials: { token: string; publishableKey: string },
+  body: Record<string, unknown>,
+): Promise<Response> {
+  return await fetch(url, {
+    method: "POST",
+    headers: {
+      Authorization: `Bearer ${credentials.token}`,
+      apikey: credentials.publishableKey,
+      "Content-Type": "application/json",
+    },
+    body: JSON.stringify(body),
+  });
+}
+
 /** Ensures a confirmed user with this email and answers its id. */
 export async function ensureUser(
   databaseUrl: string,

@@ -140,10 +140,12 @@ export const REQUIRED_GRANTS = [
   "anon SELECT plans",
   "anon SELECT plan_prices",
   "anon EXECUTE plan_availability",
+  "anon SELECT plan_region_availability",
   "authenticated SELECT regions",
   "authenticated SELECT plans",
   "authenticated SELECT plan_prices",
   "authenticated EXECUTE plan_availability",
+  "authenticated SELECT plan_region_availability",
   "authenticated SELECT orders(id)",
   "authenticated SELECT orders(status)",
   "authenticated SELECT orders(plan_id)",
@@ -151,7 +153,7 @@ export const REQUIRED_GRANTS = [
 ];
 /** Grants allowed beyond the required ones (the customer's own rows, column by column). */
 export const ALLOWED_GRANT =
-  /^authenticated SELECT (external_accounts|orders\(\w+\)|order_events\(\w+\))$/;
+  /^authenticated SELECT (external_accounts|orders\(\w+\)|order_events\(\w+\)|plan_changes\(\w+\))$/;
 
 const ok = (id: string, detail: string): ConfigCheck => ({
   id,

@@ -231,20 +231,30 @@ export async function clearStripeFaults(stack: TestStack): Promise<void> {
 }
 
 /**
- * Resolves once the Stripe sandbox has received `n` requests matching `match` since
- * the `since`-th (a call is recorded when it arrives, before any latency fault).
+ * Resolves once a sandbox has received `n` requests matching `match` since the
+ * `since`-th (a call is recorded when it arrives, before any latency fault).
  */
+export async function callsArrive(
+  sandbox: { calls(): { method: string; path: string }[] },
+  since: number,
+  match: (call: { method: string; path: string }) => boolean,
+  n = 1,
+): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (sandbox.calls().slice(since).filter(match).length >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.fail(`the sandbox never received ${n} such requests`);
+}
+
+/** {@linkcode callsArrive} on the stack's Stripe sandbox. */
 export async function stripeCallsArrive(
   stack: TestStack,
   since: number,
   match: (call: { method: string; path: string }) => boolean,
   n = 1,
 ): Promise<void> {
-  for (let i = 0; i < 1000; i++) {
-    if (stack.stripe.calls().slice(since).filter(match).length >= n) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  assert.fail(`the Stripe sandbox never received ${n} such requests`);
+  await callsArrive(stack.stripe, since, match, n);
 }
 
 /**
@@ -273,4 +283,22 @@ export async function withoutWebhooks<T>(
         on conflict (key) do update set value = excluded.value`;
     }
   }
+}
+
+/** Has the Stripe sandbox deliver an event again (`copies` times, at once or not). */
+export async function redeliver(
+  stack: TestStack,
+  eventId: string,
+  options: { copies?: number; concurrent?: boolean } = {},
+): Promise<void> {
+  const res = await fetch(
+    `${stack.stripe.url}/_sandbox/events/${eventId}/deliver`,
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(options),
+    },
+  );
+  const body = await res.json();
+  assert.equal(res.status, 200, JSON.stringify(body));
 }

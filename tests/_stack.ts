@@ -22,10 +22,14 @@ export function testServer(): { url: string; template: string } {
   return { url, template };
 }
 
+/** A database a test stack runs on, and how to remove it. */
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
 /** A fresh database copied from the migrated, seeded template. */
-export async function freshDatabase(): Promise<
-  { url: string; drop(): Promise<void> }
-> {
+export async function freshDatabase(): Promise<TestDatabase> {
   const server = testServer();
   const name = `t_${crypto.randomUUID().replaceAll("-", "").slice(0, 16)}`;
   const url = await createDatabase(server.url, name, server.template);
@@ -51,11 +55,15 @@ export interface TestStack extends Stack {
   anon: SupabaseClient;
 }
 
-/** Starts a stack on free ports over a fresh database. */
+/**
+ * Starts a stack on free ports over a fresh database (or over `database`, which the
+ * stack then owns and drops on close).
+ */
 export async function startTestStack(
-  options: StackOptions = {},
+  options: StackOptions & { database?: TestDatabase } = {},
 ): Promise<TestStack> {
-  const db = await freshDatabase();
+  const { database, ...stackOptions } = options;
+  const db = database ?? await freshDatabase();
   const logs: string[] = [];
   const verbose = Deno.env.get("TEST_LOGS") === "1";
   const write = (line: string) => {
@@ -67,13 +75,13 @@ export async function startTestStack(
   try {
     stack = await startStack({
       databaseUrl: db.url,
-      ports: { gateway: 0, stripe: 0, panel: 0 },
+      ports: { gateway: 0, stripe: 0, panel: 0, storefront: 0 },
       panelInstallDelayMs: 100,
       ephemeralKeys: true,
       stripeRetryDelaysMs: [20, 40, 80],
       log,
       functionLog: write,
-      ...options,
+      ...stackOptions,
     });
   } catch (error) {
     await db.drop();

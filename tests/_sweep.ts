@@ -26,6 +26,7 @@ import {
   type SweepDeps,
   type SweepSummary,
 } from "../supabase/functions/_shared/sweep/mod.ts";
+import { callSweep } from "../local/stack.ts";
 import type { TestStack } from "./_stack.ts";
 
 /** A clock the test moves forward. */
@@ -75,6 +76,8 @@ export function sweeper(
     maxAttempts?: number;
     alertUrl?: string;
     clientKey?: boolean;
+    /** The panel client's per-request timeout (default the shop's). */
+    panelTimeoutMs?: number;
     /** Payment grace and retention (default the shop's: 3 days, 14 days). */
     lifecycle?: { paymentGraceSeconds: number; retentionSeconds: number };
   } = {},
@@ -97,6 +100,7 @@ export function sweeper(
       apiKey: stack.keys.panelApiKey,
       onCall,
       maxRetryWaitMs: 0,
+      timeoutMs: options.panelTimeoutMs,
     }),
     client: options.clientKey === false ? null : createPanelClientApi({
       url: stack.panel.url,
@@ -145,18 +149,7 @@ export async function serviceCall(
   stack: TestStack,
   body: Record<string, unknown> = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(
-    `${stack.gateway.url}/functions/v1/sync-server-status`,
-    {
-      method: "POST",
-      headers: {
-        "Content-Type": "application/json",
-        apikey: stack.keys.secretKey,
-      },
-      body: JSON.stringify(body),
-    },
-  );
-  return { status: res.status, body: await res.json() };
+  return await callSweep(stack, body);
 }
 
 /** What an admin's suspension does: the target suspended, the action due now. */

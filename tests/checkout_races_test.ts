@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import Stripe from "stripe";
-import { createUserVerifier } from "../supabase/functions/_shared/platform/auth.ts";
+import { createUserVerifier } from "../supabase/functions/_shared/platform/user_auth.ts";
 import {
   connect,
   type Sql,

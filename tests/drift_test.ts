@@ -3,12 +3,14 @@
  * cancelled, refunded or disputed is recorded on the order and follows the order's
  * target in the same pass; a server left on the panel with an order's external id is
  * attached by the sweep; one naming no order is alerted once. After every race the
- * panel's servers are compared with the orders.
+ * shop's invariants hold (`_invariants.ts`: each server recorded on its order, a
+ * server of an order that no longer pays suspended).
  */
 import assert from "node:assert/strict";
 import { callPanel, serverPayload } from "../local/panel-sandbox/testing.ts";
 import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 import {
+  callsArrive,
   completeCheckout,
   openCheckout,
   order,
@@ -16,24 +18,13 @@ import {
   startAlertReceiver,
   subscriptionControl,
 } from "./_purchase.ts";
+import { assertInvariants } from "./_invariants.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 import { sweeper } from "./_sweep.ts";
 
 const SERVERS = "/api/application/servers";
 /** How long the panel's create takes in these tests: long enough to act during it. */
 const SLOW_CREATE_MS = 1_500;
-
-/** Waits until the panel has received a create (its answer is slow on purpose). */
-async function untilCreateStarted(stack: TestStack, since: number) {
-  for (let i = 0; i < 500; i++) {
-    const started = stack.panel.calls().slice(since).some((call) =>
-      call.method === "POST" && call.path === SERVERS
-    );
-    if (started) return;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  assert.fail("the panel never received the create");
-}
 
 /**
  * A purchase whose panel create is slow: answers once the panel has received the create.
@@ -48,36 +39,14 @@ async function paidWithSlowCreate(stack: TestStack) {
   });
   const since = stack.panel.calls().length;
   await completeCheckout(stack, checkout.sessionId);
-  await untilCreateStarted(stack, since);
+  await callsArrive(
+    stack.panel,
+    since,
+    (call) => call.method === "POST" && call.path === SERVERS,
+  );
   assert.equal((await order(stack, checkout.orderId)).status, "provisioning");
   const { stripe_subscription_id } = await order(stack, checkout.orderId);
   return { ...checkout, subscriptionId: String(stripe_subscription_id) };
-}
-
-/**
- * The invariant: every panel server carrying an order's id is recorded on that order,
- * and a server of an order that no longer pays is suspended (or gone).
- */
-async function assertNoDrift(stack: TestStack): Promise<void> {
-  const orders = await stack.sql<
-    { id: string; status: string; pterodactyl_server_id: number | null }[]
-  >`select id, status::text as status, pterodactyl_server_id from public.orders`;
-  const byId = new Map(orders.map((o) => [o.id, o]));
-  for (const server of stack.panel.state().servers) {
-    const owner = server.external_id ? byId.get(server.external_id) : undefined;
-    if (!owner) continue;
-    assert.equal(
-      owner.pterodactyl_server_id,
-      server.id,
-      `server ${server.id} of order ${owner.id} is recorded on it`,
-    );
-    if (["canceled", "suspended", "expired"].includes(owner.status)) {
-      assert.ok(
-        server.status === "suspended",
-        `server ${server.id} of ${owner.status} order is suspended`,
-      );
-    }
-  }
 }
 
 Deno.test("a server made while its order changed is recorded and follows the order", async (t) => {
@@ -100,7 +69,7 @@ Deno.test("a server made while its order changed is recorded and follows the ord
         assert.equal(row.panel_state, "suspended");
         assert.equal(server.status, "suspended");
         assert.equal(row.panel_action_due_at, null);
-        await assertNoDrift(stack);
+        await assertInvariants(stack);
 
         const s = sweeper(stack);
         try {
@@ -131,7 +100,7 @@ Deno.test("a server made while its order changed is recorded and follows the ord
           (await stripe.subscriptions.retrieve(bought.subscriptionId)).status,
           "canceled",
         );
-        await assertNoDrift(stack);
+        await assertInvariants(stack);
       },
     );
 
@@ -146,7 +115,7 @@ Deno.test("a server made while its order changed is recorded and follows the ord
         assert.equal(row.suspend_reason, "dispute");
         assert.equal(row.pterodactyl_server_id, server.id);
         assert.equal(server.status, "suspended");
-        await assertNoDrift(stack);
+        await assertInvariants(stack);
       },
     );
 
@@ -181,7 +150,7 @@ Deno.test("a server made while its order changed is recorded and follows the ord
         const row = await order(stack, bought.orderId);
         assert.equal(row.pterodactyl_server_id, server.id);
         assert.equal(serversFor(stack, bought.orderId)[0].status, "suspended");
-        await assertNoDrift(stack);
+        await assertInvariants(stack);
       },
     );
 

@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import postgres from "postgres";
 import { ensureUser } from "../local/token.ts";
+import {
+  CUSTOMER_ORDER_COLUMNS,
+  CUSTOMER_PLAN_CHANGE_COLUMNS,
+} from "../supabase/functions/_shared/contract.ts";
 import { insertOrder } from "./_fixtures.ts";
 import { freshDatabase } from "./_stack.ts";
 
@@ -239,7 +243,12 @@ const CASES: TableCase[] = [
 // Every privilege each API role holds in public, tables, views, sequences and functions
 // alike (also through PUBLIC): exactly these, nothing else. A migration adding an object
 // an API role may use adds it here.
-const API_READS = ["plans:SELECT", "plan_prices:SELECT", "regions:SELECT"];
+const API_READS = [
+  "plans:SELECT",
+  "plan_prices:SELECT",
+  "plan_region_availability:SELECT",
+  "regions:SELECT",
+];
 const SERVICE_TABLES = [
   "external_accounts",
   "order_invoices",
@@ -277,61 +286,12 @@ const PRIVILEGES: Record<
       "audience",
       "created_at",
     ].map((column) => `order_events.${column}:SELECT`),
-    ...[
-      "id",
-      "user_id",
-      "plan_id",
-      "item_type",
-      "term",
-      "region",
-      "server_name",
-      "status",
-      "amount_cents",
-      "currency",
-      "memory_mb",
-      "disk_mb",
-      "cpu_percent",
-      "swap_mb",
-      "io_weight",
-      "databases",
-      "backups",
-      "allocations",
-      "cancel_at",
-      "stripe_checkout_url",
-      "checkout_expires_at",
-      "pterodactyl_server_identifier",
-      "customer_message",
-      "paid_at",
-      "paid_until",
-      "subscription_status",
-      "cancel_at_period_end",
-      "suspend_reason",
-      "suspend_at",
-      "delete_at",
-      "panel_state",
-      "created_at",
-      "updated_at",
-    ].map((column) => `orders.${column}:SELECT`),
+    // The contract's promise to a storefront is exactly what the grants allow.
+    ...CUSTOMER_ORDER_COLUMNS.map((column) => `orders.${column}:SELECT`),
     // A plan change: what it changes to and its state, never the operator's words.
-    ...[
-      "id",
-      "order_id",
-      "user_id",
-      "kind",
-      "status",
-      "from_plan_id",
-      "to_plan_id",
-      "amount_cents",
-      "currency",
-      "limits",
-      "amount_due_cents",
-      "effective_at",
-      "expires_at",
-      "customer_message",
-      "created_at",
-      "updated_at",
-      "settled_at",
-    ].map((column) => `plan_changes.${column}:SELECT`),
+    ...CUSTOMER_PLAN_CHANGE_COLUMNS.map((column) =>
+      `plan_changes.${column}:SELECT`
+    ),
     "plan_availability(text):EXECUTE",
   ],
   service_role: [
@@ -345,6 +305,7 @@ const PRIVILEGES: Record<
     "order_status_words(order_status):EXECUTE",
     "order_transition_allowed(order_status,order_status):EXECUTE",
     "plan_availability(text):EXECUTE",
+    "plan_region_availability:SELECT",
   ],
 };
 
@@ -527,6 +488,38 @@ Deno.test("grants and row level security: anon, user A, user B and service_role 
           "eu-west",
           true,
         ], ["us-east", true]]);
+      },
+    );
+
+    await t.step(
+      "anyone reads availability per plan and region, and nothing about nodes",
+      async () => {
+        const read = async (soldOutRegion?: string) => {
+          try {
+            await sql.begin(async (tx) => {
+              if (soldOutRegion) {
+                await tx`update public.ptero_nodes set enabled = false
+                  where region = ${soldOutRegion}`;
+              }
+              await tx`select set_config('role', 'anon', true)`;
+              const rows = await tx<Record<string, unknown>[]>`
+                select * from public.plan_region_availability
+                where plan_id = 'mc-java-2gb' order by region`;
+              throw new Rollback(JSON.stringify(rows));
+            });
+          } catch (error) {
+            if (error instanceof Rollback) return JSON.parse(error.message);
+            throw error;
+          }
+        };
+        assert.deepEqual(await read(), [
+          { plan_id: "mc-java-2gb", region: "eu-west", available: true },
+          { plan_id: "mc-java-2gb", region: "us-east", available: true },
+        ]);
+        assert.deepEqual(await read("us-east"), [
+          { plan_id: "mc-java-2gb", region: "eu-west", available: true },
+          { plan_id: "mc-java-2gb", region: "us-east", available: false },
+        ]);
       },
     );
 

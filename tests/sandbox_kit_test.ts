@@ -45,6 +45,27 @@ Deno.test("sandbox kit faults", async (t) => {
     }]);
   });
 
+  await t.step("every applies to each n-th match; times counts those", () => {
+    const faults = new FaultList();
+    faults.add({ path: "/a", status: 500, every: 3, times: 2 });
+    const statuses = Array.from(
+      { length: 9 },
+      () => faults.take("GET", "/a").status,
+    );
+    assert.deepEqual(statuses, [
+      undefined,
+      undefined,
+      500,
+      undefined,
+      undefined,
+      500,
+      undefined,
+      undefined,
+      undefined,
+    ]);
+    assert.equal(faults.take("GET", "/b").status, undefined);
+  });
+
   await t.step("latencies add up until a fault decides the answer", () => {
     const faults = new FaultList();
     faults.add({ path: "/a", latencyMs: 10 });

@@ -20,6 +20,7 @@ import {
 const SMALL = priceId("mc-java-2gb", "monthly");
 const MEDIUM = priceId("mc-java-4gb", "monthly");
 const LARGE = priceId("mc-java-8gb", "monthly");
+const YEARLY = priceId("mc-java-8gb", "yearly");
 
 function received(env: SandboxEnv, type: string, objectId: string) {
   return receivedEvents(env.receiver, type, objectId);
@@ -72,8 +73,9 @@ function upgrade(
   stripe: Stripe,
   sub: Stripe.Subscription,
   extra: Stripe.SubscriptionUpdateParams = {},
+  idempotencyKey?: string,
 ) {
-  return upgradeNow(stripe, sub, LARGE, extra);
+  return upgradeNow(stripe, sub, LARGE, extra, idempotencyKey);
 }
 
 Deno.test("stripe sandbox upgrades with pending_if_incomplete", async (t) => {
@@ -256,6 +258,46 @@ Deno.test("stripe sandbox price changes follow payment and proration behaviour",
       },
     );
 
+    await t.step("an Idempotency-Key replays the change once", async () => {
+      const sub = await subscribe(sandbox, stripe, MEDIUM, "ib@example.com");
+      const key = crypto.randomUUID();
+      const first = await upgrade(stripe, sub, {}, key);
+      const again = await upgrade(stripe, sub, {}, key);
+      assert.equal(again.latest_invoice, first.latest_invoice);
+      // The replay answers the first request's response, request id included.
+      assert.equal(again.lastResponse.requestId, first.lastResponse.requestId);
+      const invoices = await stripe.invoices.list({
+        customer: String(sub.customer),
+      });
+      assert.equal(
+        invoices.data.filter((i) => i.billing_reason === "subscription_update")
+          .length,
+        1,
+      );
+    });
+
+    await t.step("what the sandbox does not model is refused", async () => {
+      const sub = await subscribe(sandbox, stripe, MEDIUM, "jo@example.com");
+      for (
+        const [params, param] of [
+          [
+            { items: [{ id: sub.items.data[0].id, price: YEARLY }] },
+            "items[0][price]",
+          ],
+          [{ trial_end: sub.items.data[0].current_period_end }, "trial_end"],
+        ] as [Stripe.SubscriptionUpdateParams, string][]
+      ) {
+        await assert.rejects(
+          stripe.subscriptions.update(sub.id, params),
+          (e: unknown) =>
+            e instanceof Stripe.errors.StripeInvalidRequestError &&
+            e.statusCode === 400 && e.param === param,
+        );
+      }
+      const after = await stripe.subscriptions.retrieve(sub.id);
+      assert.equal(after.items.data[0].price.id, MEDIUM);
+    });
+
     await t.step("without the item's id a second item is added", async () => {
       const sub = await subscribe(sandbox, stripe, MEDIUM, "fa@example.com");
       const updated = await stripe.subscriptions.update(sub.id, {
@@ -312,6 +354,11 @@ Deno.test("stripe sandbox price changes follow payment and proration behaviour",
       assert.deepEqual(next.lines.data.map((l) => l.amount), [
         small.unit_amount,
       ]);
+      // The next renewal bills the period after the current one.
+      assert.equal(
+        next.lines.data[0].period.start,
+        sub.items.data[0].current_period_end,
+      );
     });
   });
 });

@@ -59,6 +59,54 @@ Deno.test("stripe sandbox portal sessions", async (t) => {
       assert.ok(html.includes(`href="${RETURN_URL}"`));
     });
 
+    await t.step("the configuration decides what cancel does", async () => {
+      const sub = await subscribe(sandbox, stripe, PRICE, "ki@example.com");
+      const closed = await stripe.billingPortal.configurations.create({
+        features: { subscription_cancel: { enabled: false } },
+      });
+      assert.equal(closed.features.subscription_cancel.enabled, false);
+      const noCancel = await stripe.billingPortal.sessions.create({
+        customer: String(sub.customer),
+        configuration: closed.id,
+      });
+      assert.doesNotMatch(await (await fetch(noCancel.url)).text(), /Cancel/);
+      const refused = await fetch(
+        `${sandbox.url}/_sandbox/billing_portal/sessions/${noCancel.id}/cancel`,
+        { method: "POST" },
+      );
+      await refused.body?.cancel();
+      assert.equal(refused.status, 400);
+      assert.equal(
+        (await stripe.subscriptions.retrieve(sub.id)).cancel_at,
+        null,
+      );
+      const now = await stripe.billingPortal.configurations.create({
+        features: {
+          subscription_cancel: {
+            enabled: true,
+            mode: "immediately",
+            cancellation_reason: { enabled: true, options: ["too_expensive"] },
+          },
+        },
+      });
+      assert.deepEqual(now.features.subscription_cancel.cancellation_reason, {
+        enabled: true,
+        options: ["too_expensive"],
+      });
+      const immediate = await stripe.billingPortal.sessions.create({
+        customer: String(sub.customer),
+        configuration: now.id,
+      });
+      await sandboxControl(
+        sandbox,
+        `/_sandbox/billing_portal/sessions/${immediate.id}/cancel`,
+      );
+      assert.equal(
+        (await stripe.subscriptions.retrieve(sub.id)).status,
+        "canceled",
+      );
+    });
+
     await t.step(
       "a flow names one of the customer's subscriptions",
       async () => {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { order, purchase } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
+import { LIST_PAGES_PER_SWEEP } from "../supabase/functions/_shared/sweep/mod.ts";
 import {
   finishInstalls,
   panelCalls,
@@ -131,3 +132,70 @@ Deno.test("sweeps at once act once per order; panel cost grows with servers / 10
     await stack.close();
   }
 });
+
+Deno.test("a panel too large for one sweep is compared over several, within the rate limit", async (t) => {
+  const stack = await startTestStack();
+  stack.panel.configure({ installDelayMs: 3_600_000 });
+  const s = sweeper(stack);
+  try {
+    // 4,500 servers: 46 pages of 100, more than one sweep's share of 240 calls a minute.
+    await seedServers(stack, { count: 4_500, node: 2 });
+    const { orderId } = await purchase(stack, {
+      plan_id: "mc-java-2gb",
+      region: "us-east",
+    });
+    const { pterodactyl_server_id } = await order(stack, orderId);
+    await finishInstalls(stack, { server_id: pterodactyl_server_id });
+    // What the panel allows in one sweep interval (240/min × the default 15 s).
+    const budget = (240 * 15) / 60;
+    const pagesRead: number[] = [];
+    const sweepCalls: number[] = [];
+
+    await t.step(
+      "an install off this sweep's pages is followed in the same sweep",
+      async () => {
+        stack.panel.resetCalls();
+        const summary = await s.sweep();
+        assert.equal(summary.outcomes["install.active"], 1);
+        assert.equal((await order(stack, orderId)).status, "active");
+        sweepCalls.push(summary.panel_calls);
+        pagesRead.push(...listedPages(stack));
+      },
+    );
+
+    await t.step(
+      "every page is read once over three sweeps, each under the budget",
+      async () => {
+        for (let i = 0; i < 2; i++) {
+          stack.panel.resetCalls();
+          sweepCalls.push((await s.sweep()).panel_calls);
+          pagesRead.push(...listedPages(stack));
+        }
+        assert.ok(sweepCalls.every((n) => n <= budget), String(sweepCalls));
+        assert.deepEqual(
+          pagesRead,
+          Array.from({ length: 46 }, (_, i) => i + 1),
+        );
+        assert.equal(
+          Math.max(...sweepCalls),
+          LIST_PAGES_PER_SWEEP + 1,
+          "twenty pages and one installing order asked for, at most",
+        );
+        // The fourth sweep starts over at the first page.
+        stack.panel.resetCalls();
+        await s.sweep();
+        assert.equal(listedPages(stack)[0], 1);
+      },
+    );
+  } finally {
+    await s.close();
+    await stack.close();
+  }
+});
+
+/** The pages of the server list read since the last reset. */
+function listedPages(stack: TestStack): number[] {
+  return stack.panel.calls()
+    .filter((c) => c.method === "GET" && c.path === "/api/application/servers")
+    .map((c) => Number(new URLSearchParams(c.query).get("page")));
+}

@@ -3,6 +3,7 @@ import { exportJWK, generateKeyPair, importJWK, SignJWT } from "jose";
 import { FUNCTIONS, readVerifyJwt } from "../local/functions.ts";
 import { FUNCTIONS as SERVICE_FUNCTIONS } from "../supabase/functions/_shared/manifest.ts";
 import { signJwt, userAccessToken } from "../local/keys.ts";
+import { postAsUser } from "../local/token.ts";
 import { errorCode, footprint, post } from "./_fixtures.ts";
 import { startTestStack } from "./_stack.ts";
 
@@ -77,20 +78,16 @@ Deno.test("a bad token sent straight to a user function gets the function's own 
     for (const name of USER_FUNCTIONS) {
       for (const [label, token] of Object.entries(tokens)) {
         await t.step(`${name}: ${label}`, async () => {
-          const res = await fetch(`${stack.gateway.url}/functions/v1/${name}`, {
-            method: "POST",
-            headers: {
-              Authorization: `Bearer ${token}`,
-              apikey: stack.keys.publishableKey,
-              "Content-Type": "application/json",
-            },
-            body: JSON.stringify({
+          const res = await postAsUser(
+            `${stack.gateway.url}/functions/v1/${name}`,
+            { token, publishableKey: stack.keys.publishableKey },
+            {
               plan_id: "mc-java-4gb",
               term: "monthly",
               region: "eu-west",
               server_name: "Forged",
-            }),
-          });
+            },
+          );
           assert.equal(res.status, 401);
           assert.match(res.headers.get("Content-Type") ?? "", /json/);
           // The function's own error shape: the gateway no longer answers for it.

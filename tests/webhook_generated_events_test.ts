@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { mulberry32 } from "./_chaos.ts";
 import {
   clearStripeFaults,
   order,
@@ -12,14 +13,7 @@ import { startTestStack, type TestStack } from "./_stack.ts";
 
 /** A small seeded generator (mulberry32): the same seed, the same events. */
 function generator(seed: number) {
-  let state = seed >>> 0;
-  const next = () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   return {
     int: (n: number) => Math.floor(next() * n),
     pick: <T>(items: readonly T[]): T =>

@@ -17,7 +17,12 @@
  * it, a Wings failure rolls the status back; reinstall sets `installing` (an install
  * that ends keeps a suspension); a Wings error stops a normal delete (not a 404 from
  * Wings), `/force` deletes anyway; the client API answers 409
- * `ServerStateConflictException` for suspended and not-installed servers.
+ * `ServerStateConflictException` for suspended and not-installed servers. Build
+ * changes (`PATCH /servers/{id}/build`, `BuildModificationService`): errors in the
+ * request's rule order, a removed default allocation falls back to the first one
+ * added, a `DisplayException` changes nothing, an omitted
+ * `feature_limits.allocations` becomes unlimited, and the node's room is not
+ * checked (its `allocated_resources` follow the new limits).
  *
  * Control endpoints (not recorded in `calls()`; replies are JSON, errors
  * `{"error": {"code", "message"}}`; see `../sandbox-kit/mod.ts`):
@@ -26,7 +31,7 @@
  * - `POST /_sandbox/faults` with a {@linkcode PanelFault} whose `path` is a string
  *   (a string starting with `^` is a regular expression); `GET|DELETE /_sandbox/faults`
  * - `POST /_sandbox/config` with `{installDelayMs?, installOutcome?, rateLimitPerMinute?,
- *   wingsStatus?}` (`wingsStatus` 0 for unreachable, a status, or null for working)
+ *   latencyMs?, wingsStatus?}` (`latencyMs`: how long every API answer takes) (`wingsStatus` 0 for unreachable, a status, or null for working)
  * - `POST /_sandbox/servers/{id}/power` with `{"state": "offline"|"starting"|"running"|"stopping"}`
  * - `POST /_sandbox/servers/{id}/usage` with `{"disk_bytes", "memory_bytes"}`: what
  *   Wings reports in use from then on (client API `GET …/resources`
@@ -112,6 +117,8 @@ export interface PanelSandboxOptions {
   installDelayMs?: number;
   installOutcome?: "success" | "failure";
   rateLimitPerMinute?: number;
+  /** How long every API call takes before it is answered (a remote panel's latency). */
+  latencyMs?: number;
   /**
    * While set, every call the panel makes to Wings fails with this status (0: Wings
    * unreachable), as `DaemonConnectionException`: suspend, reinstall, power,
@@ -143,6 +150,7 @@ export interface PanelSandbox {
         | "installDelayMs"
         | "installOutcome"
         | "rateLimitPerMinute"
+        | "latencyMs"
         | "wingsStatus"
       >
     >,
@@ -155,6 +163,7 @@ const ConfigPatch = z.object({
   installDelayMs: z.number().int().nonnegative().optional(),
   installOutcome: z.enum(["success", "failure"]).optional(),
   rateLimitPerMinute: z.number().int().positive().optional(),
+  latencyMs: z.number().int().nonnegative().max(60_000).optional(),
   wingsStatus: z.number().int().min(0).max(599).nullable().optional(),
 }).strict();
 
@@ -240,6 +249,7 @@ export async function startPanelSandbox(
     installDelayMs: options.installDelayMs ?? 2000,
     installOutcome: options.installOutcome ?? "success",
     rateLimitPerMinute: options.rateLimitPerMinute ?? 240,
+    latencyMs: options.latencyMs ?? 0,
     wingsStatus: options.wingsStatus ?? null,
   };
   const keys = new Map<string, ApiKey>([
@@ -342,6 +352,9 @@ export async function startPanelSandbox(
       url.pathname.startsWith(`${APPLICATION_BASE}/`);
     const isClient = url.pathname.startsWith(`${CLIENT_BASE}/`);
     let rateHeaders: Record<string, string> = {};
+    if (config.latencyMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, config.latencyMs));
+    }
     try {
       if (!isApp && !isClient) {
         throw new PanelHttpError(

@@ -25,6 +25,11 @@ export const FaultSchema = z.object({
   status: z.number().int().min(100).max(599).optional(),
   /** matching requests it applies to; omitted, every one until cleared */
   times: z.number().int().positive().optional(),
+  /**
+   * applies to every n-th matching request only (the n-th, 2n-th, …; `times` counts
+   * those): a service failing one call in n; the others pass it by
+   */
+  every: z.number().int().positive().optional(),
   latencyMs: z.number().int().nonnegative().optional(),
   /** hold the request until the client gives up */
   timeout: z.boolean().optional(),
@@ -103,6 +108,8 @@ export class FaultList {
   #faults: Fault[] = [];
   /** The path each fault was given with (a RegExp's source loses nothing else). */
   #paths = new WeakMap<Fault, string>();
+  /** Matching requests each `every` fault has seen. */
+  #seen = new WeakMap<Fault, number>();
 
   /** Adds a fault after the others (validated like the JSON form). */
   add(fault: FaultLike): void {
@@ -139,6 +146,11 @@ export class FaultList {
     };
     for (const fault of [...this.#faults]) {
       if (!matches(fault, method, path)) continue;
+      if (fault.every !== undefined) {
+        const seen = (this.#seen.get(fault) ?? 0) + 1;
+        this.#seen.set(fault, seen);
+        if (seen % fault.every !== 0) continue;
+      }
       if (fault.times !== undefined) {
         fault.times -= 1;
         if (fault.times <= 0) {

@@ -71,6 +71,13 @@ export function noSuch(
   );
 }
 
+/** A 400 for a parameter Stripe takes but the sandbox does not model (never silently ignored). */
+export function unsupported(param: string, what: string): StripeApiError {
+  return invalidRequest(`The Stripe sandbox does not support ${what}`, {
+    param,
+  });
+}
+
 /** Stripe's error for a path it does not serve. */
 export function unrecognizedUrl(method: string, path: string): StripeApiError {
   return new StripeApiError(

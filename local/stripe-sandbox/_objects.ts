@@ -859,18 +859,44 @@ export type SubscriptionSchedule =
   }
   & Nulls<"application" | "customer_account" | "test_clock">;
 
+/** A portal configuration's features (what the sandbox's portal page honours). */
+export type PortalFeatures = {
+  customer_update: { allowed_updates: string[]; enabled: boolean };
+  invoice_history: { enabled: boolean };
+  payment_method_update: {
+    enabled: boolean;
+    payment_method_configuration: null;
+  };
+  subscription_cancel: {
+    cancellation_reason: { enabled: boolean; options: string[] };
+    enabled: boolean;
+    mode: "at_period_end" | "immediately";
+    proration_behavior: "none";
+  };
+  subscription_update: {
+    billing_cycle_anchor: null;
+    default_allowed_updates: string[];
+    enabled: boolean;
+    products: never[];
+    proration_behavior: "none";
+    schedule_at_period_end: { conditions: never[] };
+    trial_update_behavior: "end_trial";
+  };
+};
+
 /** A customer portal configuration. */
 export type PortalConfiguration = {
   id: string;
   object: "billing_portal.configuration";
   active: boolean;
   application: null;
-  business_profile: Nulls<
-    "headline" | "privacy_policy_url" | "terms_of_service_url"
+  business_profile: Record<
+    "headline" | "privacy_policy_url" | "terms_of_service_url",
+    string | null
   >;
   created: number;
   default_return_url: string | null;
-  features: Record<string, unknown>;
+  features: PortalFeatures;
   is_default: boolean;
   livemode: false;
   login_page: { enabled: false; url: null };

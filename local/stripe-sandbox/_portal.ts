@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import type { ControlRequest, ControlRoutes } from "../sandbox-kit/mod.ts";
-import { isEnded } from "./_billing.ts";
+import { endSubscription, isEnded } from "./_billing.ts";
 import {
   controlBody,
   invalidRequest,
@@ -20,12 +20,22 @@ import type { FormObject } from "./_form.ts";
 import { parseForm } from "./_form.ts";
 import { escapeHtml } from "./_html.ts";
 import type {
+  CancellationFeedback,
   PortalConfiguration,
+  PortalFeatures,
   PortalSession,
+  StripeEvent,
   Subscription,
 } from "./_objects.ts";
 import { newId, now } from "./_objects.ts";
-import { onlyKnown, optMetadata, optObject, optString } from "./_params.ts";
+import {
+  onlyKnown,
+  optArray,
+  optBoolean,
+  optMetadata,
+  optObject,
+  optString,
+} from "./_params.ts";
 import type { State } from "./_state.ts";
 import { NO_REQUEST, recordEvent } from "./_state.ts";
 import {
@@ -41,18 +51,24 @@ const FLOW_TYPES = [
   "subscription_update_confirm",
 ];
 
+/** The reasons a customer can give when canceling. */
+const FEEDBACK: string[] = [
+  "customer_service",
+  "low_quality",
+  "missing_features",
+  "other",
+  "switched_service",
+  "too_complex",
+  "too_expensive",
+  "unused",
+];
+
 const Action = z.object({
   subscription: z.string().optional(),
-  feedback: z.enum([
-    "customer_service",
-    "low_quality",
-    "missing_features",
-    "other",
-    "switched_service",
-    "too_complex",
-    "too_expensive",
-    "unused",
-  ]).optional(),
+  feedback: z.enum(
+    FEEDBACK as [CancellationFeedback, ...CancellationFeedback[]],
+  )
+    .optional(),
   comment: z.string().max(5000).optional(),
 }).strict();
 
@@ -72,14 +88,89 @@ export function createConfiguration(
   ]);
   const features = optObject(params, "features");
   if (features === undefined) throw missingParam("features");
-  return newConfiguration(state, {
+  const configuration = newConfiguration(state, {
     isDefault: false,
     defaultReturnUrl: optString(params, "default_return_url") || null,
     name: optString(params, "name") ?? null,
     metadata: optMetadata(params, "metadata") ?? {},
-    cancelEnabled: (optObject(features, "subscription_cancel") ?? {})
-      .enabled === "true",
   });
+  applyFeatures(configuration.features, features);
+  const profile = optObject(params, "business_profile") ?? {};
+  for (const key of Object.keys(configuration.business_profile)) {
+    const value = optString(profile, key, `business_profile[${key}]`);
+    if (value !== undefined) {
+      configuration.business_profile[
+        key as keyof PortalConfiguration["business_profile"]
+      ] = value || null;
+    }
+  }
+  return configuration;
+}
+
+/** The features a configuration is created with, over Stripe's defaults. */
+function applyFeatures(target: PortalFeatures, given: FormObject): void {
+  const part = (name: string) =>
+    optObject(given, name, `features[${name}]`) ?? {};
+  const enabled = (from: FormObject, name: string) => {
+    const value = optBoolean(from, "enabled", `features[${name}][enabled]`);
+    if (value === undefined && Object.keys(from).length > 0) {
+      throw missingParam(`features[${name}][enabled]`);
+    }
+    return value;
+  };
+  const invoices = enabled(part("invoice_history"), "invoice_history");
+  if (invoices !== undefined) target.invoice_history.enabled = invoices;
+  const methods = enabled(
+    part("payment_method_update"),
+    "payment_method_update",
+  );
+  if (methods !== undefined) target.payment_method_update.enabled = methods;
+  const cancel = part("subscription_cancel");
+  const canCancel = enabled(cancel, "subscription_cancel");
+  if (canCancel !== undefined) {
+    target.subscription_cancel.enabled = canCancel;
+  }
+  const reason = optObject(
+    cancel,
+    "cancellation_reason",
+    "features[subscription_cancel][cancellation_reason]",
+  );
+  if (reason !== undefined) {
+    const param = "features[subscription_cancel][cancellation_reason]";
+    const on = optBoolean(reason, "enabled", `${param}[enabled]`);
+    if (on === undefined) throw missingParam(`${param}[enabled]`);
+    const options = reason.options === ""
+      ? []
+      : optArray(reason, "options", `${param}[options]`);
+    if (options === undefined) throw missingParam(`${param}[options]`);
+    const reasons = options.map((o, i) => {
+      if (typeof o !== "string" || !FEEDBACK.includes(o)) {
+        throw invalidRequest(`Invalid ${param}[options][${i}]`, {
+          param: `${param}[options][${i}]`,
+        });
+      }
+      return o;
+    });
+    target.subscription_cancel.cancellation_reason = {
+      enabled: on,
+      options: reasons,
+    };
+  }
+  const mode = optString(cancel, "mode", "features[subscription_cancel][mode]");
+  if (mode !== undefined) {
+    if (mode !== "at_period_end" && mode !== "immediately") {
+      throw invalidRequest(
+        "Invalid features[subscription_cancel][mode]: must be one of at_period_end, immediately",
+        { param: "features[subscription_cancel][mode]" },
+      );
+    }
+    target.subscription_cancel.mode = mode;
+  }
+  const update = part("subscription_update");
+  const canUpdate = enabled(update, "subscription_update");
+  if (canUpdate !== undefined) {
+    target.subscription_update.enabled = canUpdate;
+  }
 }
 
 /** The configuration an id names, or Stripe's 404. */
@@ -101,7 +192,6 @@ function newConfiguration(
     defaultReturnUrl: string | null;
     name: string | null;
     metadata: Record<string, string>;
-    cancelEnabled: boolean;
   },
 ): PortalConfiguration {
   const at = now();
@@ -126,7 +216,7 @@ function newConfiguration(
       },
       subscription_cancel: {
         cancellation_reason: { enabled: false, options: [] },
-        enabled: options.cancelEnabled,
+        enabled: true,
         mode: "at_period_end",
         proration_behavior: "none",
       },
@@ -160,7 +250,6 @@ function defaultConfiguration(state: State): PortalConfiguration {
     defaultReturnUrl: null,
     name: null,
     metadata: {},
-    cancelEnabled: true,
   });
 }
 
@@ -318,6 +407,27 @@ export function portalRoutes(state: State): ControlRoutes {
     );
     const sub = chosenSubscription(state, session, input.subscription);
     if (sub.schedule !== null) throw managedBySchedule(sub.schedule);
+    const features = getConfiguration(state, session.configuration).features;
+    if (!features.subscription_cancel.enabled) {
+      throw invalidRequest(
+        `The portal configuration '${session.configuration}' does not let customers cancel`,
+      );
+    }
+    if (cancel && features.subscription_cancel.mode === "immediately") {
+      const words = {
+        feedback: input.feedback ?? null,
+        comment: input.comment ?? null,
+      };
+      sub.cancellation_details = { ...words, reason: "cancellation_requested" };
+      const ended = endSubscription(
+        state,
+        sub,
+        "cancellation_requested",
+        NO_REQUEST,
+      );
+      await state.webhooks.deliver([ended], "normal");
+      return answer(session, sub, [ended], fromPage);
+    }
     const previous: Record<string, unknown> = {};
     setCancellation(
       sub,
@@ -337,16 +447,7 @@ export function portalRoutes(state: State): ControlRoutes {
       ),
     ];
     await state.webhooks.deliver(events, "normal");
-    if (fromPage) {
-      return new Response(null, {
-        status: 303,
-        headers: { location: `/_sandbox/portal/${session.id}` },
-      });
-    }
-    return new Response(
-      JSON.stringify({ subscription: sub, event_ids: events.map((e) => e.id) }),
-      { headers: { "content-type": "application/json" } },
-    );
+    return answer(session, sub, events, fromPage);
   };
   return {
     "GET /_sandbox/portal/:id": (c) =>
@@ -356,6 +457,25 @@ export function portalRoutes(state: State): ControlRoutes {
     "POST /_sandbox/billing_portal/sessions/:id/cancel": act(true),
     "POST /_sandbox/billing_portal/sessions/:id/resume": act(false),
   };
+}
+
+/** A portal action's answer: back to the page for a form, else JSON. */
+function answer(
+  session: PortalSession,
+  sub: Subscription,
+  events: StripeEvent[],
+  fromPage: boolean,
+): Response {
+  if (fromPage) {
+    return new Response(null, {
+      status: 303,
+      headers: { location: `/_sandbox/portal/${session.id}` },
+    });
+  }
+  return new Response(
+    JSON.stringify({ subscription: sub, event_ids: events.map((e) => e.id) }),
+    { headers: { "content-type": "application/json" } },
+  );
 }
 
 function chosenSubscription(
@@ -381,6 +501,9 @@ function chosenSubscription(
 }
 
 function portalPage(state: State, session: PortalSession): string {
+  const cancelable =
+    getConfiguration(state, session.configuration).features.subscription_cancel
+      .enabled;
   const day = (at: number) => new Date(at * 1000).toISOString().slice(0, 10);
   const rows = portalSubscriptions(state, session.customer).map((sub) => {
     const items = sub.items.data.map((item) => {
@@ -394,17 +517,20 @@ function portalPage(state: State, session: PortalSession): string {
     }).join(", ");
     const coming = sub.cancel_at !== null || sub.cancel_at_period_end;
     const action = coming ? "resume" : "cancel";
+    const button = cancelable
+      ? `<form method="post" action="/_sandbox/billing_portal/sessions/${
+        encodeURIComponent(session.id)
+      }/${action}"><input type="hidden" name="subscription" value="${
+        escapeHtml(sub.id)
+      }"><button>${
+        coming ? "Don't cancel (resume)" : "Cancel plan"
+      }</button></form>`
+      : "";
     return `<li><p>${items}</p><p>Status <b>${sub.status}</b>, ${
       coming
         ? `cancels on ${day(sub.cancel_at ?? periodEndOf(sub))}`
         : `renews on ${day(periodEndOf(sub))}`
-    }</p><form method="post" action="/_sandbox/billing_portal/sessions/${
-      encodeURIComponent(session.id)
-    }/${action}"><input type="hidden" name="subscription" value="${
-      escapeHtml(sub.id)
-    }"><button>${
-      coming ? "Don't cancel (resume)" : "Cancel plan"
-    }</button></form></li>`;
+    }</p>${button}</li>`;
   }).join("");
   const back = session.return_url === null
     ? ""

@@ -12,7 +12,12 @@ import {
   getSubscription,
   makeInvoice,
 } from "./_billing.ts";
-import { invalidRequest, missingParam, noSuch } from "./_errors.ts";
+import {
+  invalidRequest,
+  missingParam,
+  noSuch,
+  unsupported,
+} from "./_errors.ts";
 import type { FormObject, FormValue } from "./_form.ts";
 import { arrayToObject } from "./_form.ts";
 import type {
@@ -22,7 +27,7 @@ import type {
   Subscription,
   SubscriptionItem,
 } from "./_objects.ts";
-import { newId, now } from "./_objects.ts";
+import { newId, now, periodEnd } from "./_objects.ts";
 import {
   onlyKnown,
   optArray,
@@ -85,7 +90,12 @@ export function parseItems(
     if (entry === undefined) {
       throw invalidRequest("Invalid object", { param: at });
     }
-    onlyKnown(entry, ["id", "price", "quantity", "metadata"]);
+    for (const key of ["deleted", "price_data", "metadata"]) {
+      if (entry[key] !== undefined) {
+        throw unsupported(`${at}[${key}]`, `${key} in items`);
+      }
+    }
+    onlyKnown(entry, ["id", "price", "quantity"]);
     const id = optString(entry, "id", `${at}[id]`);
     const item = id === undefined
       ? undefined
@@ -113,6 +123,18 @@ export function parseItems(
       throw invalidRequest(
         `The price specified (${price.id}) has currency ${price.currency}, but the subscription is in ${sub.currency}.`,
         { param: `${at}[price]` },
+      );
+    }
+    const interval = (item ?? sub.items.data[0])?.price.recurring;
+    if (
+      interval !== null && interval !== undefined &&
+      (interval.interval !== price.recurring.interval ||
+        interval.interval_count !== price.recurring.interval_count)
+    ) {
+      // Stripe restarts the billing period on an interval change; not modelled.
+      throw unsupported(
+        `${at}[price]`,
+        `changing a subscription's billing interval (${interval.interval_count} ${interval.interval} to ${price.recurring.interval_count} ${price.recurring.interval})`,
       );
     }
     const quantity = optInteger(entry, "quantity", `${at}[quantity]`) ??
@@ -364,6 +386,26 @@ export function previewInvoice(
       [...pending, ...lines],
     );
   state.store.invoices.delete(invoice.id);
+  if (behavior !== "always_invoice") {
+    // The renewal bills the period after the current one.
+    for (const line of invoice.lines.data) {
+      const item = after.items.data.find((i) =>
+        i.id === line.parent.subscription_item_details.subscription_item
+      );
+      const recurring = item?.price.recurring;
+      if (line.parent.subscription_item_details.proration || !recurring) {
+        continue;
+      }
+      line.period = {
+        start: item.current_period_end,
+        end: periodEnd(
+          item.current_period_end,
+          recurring.interval,
+          recurring.interval_count,
+        ),
+      };
+    }
+  }
   const { id: _id, ...preview } = invoice;
   preview.lines.url = "/v1/invoices/upcoming/lines";
   for (const line of preview.lines.data) {

@@ -13,7 +13,7 @@ import {
   isEnded,
   makeInvoice,
 } from "./_billing.ts";
-import { invalidRequest, StripeApiError } from "./_errors.ts";
+import { invalidRequest, StripeApiError, unsupported } from "./_errors.ts";
 import type { FormObject } from "./_form.ts";
 import type {
   CancellationFeedback,
@@ -115,6 +115,16 @@ export function updateSubscription(
       );
     }
   }
+  for (const key of ["trial_end", "add_invoice_items"]) {
+    if (params[key] !== undefined) throw unsupported(key, `${key} on updates`);
+  }
+  const anchor = optString(params, "billing_cycle_anchor");
+  if (anchor !== undefined && anchor !== "unchanged") {
+    throw unsupported(
+      "billing_cycle_anchor",
+      "billing_cycle_anchor other than unchanged",
+    );
+  }
   const metadata = optMetadata(params, "metadata");
   const cancelAtPeriodEnd = optBoolean(params, "cancel_at_period_end");
   const cancelAt = cancelAtParam(params);
@@ -177,6 +187,12 @@ export function updateSubscription(
       ? { atPeriodEnd: false, at: null }
       : { atPeriodEnd: false, at: cancelAt ?? null };
     setCancellation(sub, next, previous, feedbackOf(params));
+  } else if (feedbackOf(params) !== undefined) {
+    previous.cancellation_details = structuredClone(sub.cancellation_details);
+    sub.cancellation_details = {
+      ...sub.cancellation_details,
+      ...feedbackOf(params),
+    };
   }
   if (changes.length > 0) {
     previous.items = structuredClone(sub.items);

@@ -18,7 +18,7 @@
  *   re-delivers an event to `endpoint`, or to every enabled endpoint subscribed to it.
  * - `GET /_sandbox/deliveries`, `GET /_sandbox/events`: what happened so far.
  * - `GET|DELETE /_sandbox/calls`, `GET /_sandbox/calls/counts`: the API calls received.
- * - `POST /_sandbox/faults` `{method?, path, status?, times?, latencyMs?, timeout?,
+ * - `POST /_sandbox/faults` `{method?, path, status?, times?, every?, latencyMs?, timeout?,
  *   loseResponse?, retryAfterSeconds?, type?, code?, message?}` (`path` exact, or a
  *   regular expression starting with `^`; without `times` every match fails),
  *   `GET|DELETE /_sandbox/faults`. The kit's format (`../sandbox-kit/mod.ts`).

@@ -214,11 +214,12 @@ export function upgradeNow(
   sub: Stripe.Subscription,
   price: string,
   extra: Stripe.SubscriptionUpdateParams = {},
-): Promise<Stripe.Subscription> {
+  idempotencyKey?: string,
+): Promise<Stripe.Response<Stripe.Subscription>> {
   return stripe.subscriptions.update(sub.id, {
     items: [{ id: sub.items.data[0].id, price }],
     proration_behavior: "always_invoice",
     payment_behavior: "pending_if_incomplete",
     ...extra,
-  });
+  }, idempotencyKey === undefined ? undefined : { idempotencyKey });
 }

@@ -59,6 +59,12 @@ export const portalEnv = z.object({
   STRIPE_PORTAL_CONFIGURATION: z.string().regex(/^bpc_\w+$/).optional(),
 });
 
+/**
+ * The SDKs (npm packages) a function may load. A function loads only those it calls:
+ * `tests/function_imports_test.ts` checks each function's module graph against this.
+ */
+export type Sdk = "stripe" | "@supabase/supabase-js" | "postgres";
+
 /** Who may call a function. */
 export type Caller = "user" | "stripe" | "service" | "user or service";
 
@@ -67,9 +73,13 @@ export const FUNCTIONS = {
   "create-checkout-session": {
     caller: "user",
     env: supabaseUserEnv.and(stripeEnv).and(siteEnv).and(checkoutEnv),
+    // supabase-js: the user's token (getClaims).
+    sdks: ["stripe", "@supabase/supabase-js", "postgres"],
   },
   "stripe-webhook": {
     caller: "stripe",
+    // supabase-js: hands orders to servers-provision and sync-server-status.
+    sdks: ["stripe", "@supabase/supabase-js", "postgres"],
     env: supabaseServiceEnv.and(stripeEnv).and(webhookEnv).and(alertEnv).and(
       // Payment grace and retention (seconds); defaults and rules are the sweep's too.
       lifecycleEnv.pick({
@@ -80,16 +90,20 @@ export const FUNCTIONS = {
   },
   "servers-provision": {
     caller: "service",
+    // The panel is plain fetch.
+    sdks: ["postgres"],
     env: supabaseServiceEnv.and(panelEnv).and(alertEnv).and(
       lifecycleEnv.pick({ PROVISION_MAX_ATTEMPTS: true }),
     ),
   },
   "create-pterodactyl-user": {
     caller: "user",
+    sdks: ["@supabase/supabase-js", "postgres"],
     env: supabaseUserEnv.and(panelEnv),
   },
   "sync-server-status": {
     caller: "user or service",
+    sdks: ["stripe", "@supabase/supabase-js", "postgres"],
     // Stripe is required: the sweep never expires a checkout without asking it.
     env: supabaseServiceEnv.and(panelEnv).and(stripeEnv).and(alertEnv).and(
       lifecycleEnv,
@@ -97,6 +111,7 @@ export const FUNCTIONS = {
   },
   "change-server-plan": {
     caller: "user or service",
+    sdks: ["stripe", "@supabase/supabase-js", "postgres"],
     // Stripe for the subscription; the panel's client API reads the disk in use.
     env: supabaseServiceEnv.and(stripeEnv).and(panelEnv).and(alertEnv).and(
       lifecycleEnv.pick({ PTERODACTYL_CLIENT_API_KEY: true }),
@@ -104,13 +119,18 @@ export const FUNCTIONS = {
   },
   "create-billing-portal-session": {
     caller: "user",
+    sdks: ["stripe", "@supabase/supabase-js", "postgres"],
     env: supabaseUserEnv.and(stripeEnv).and(siteEnv).and(portalEnv),
   },
   "order-doctor": {
     caller: "service",
+    sdks: ["stripe", "postgres"],
     // Read-only: the database, GETs on Stripe and the panel.
     env: supabaseServiceEnv.and(panelEnv).and(stripeEnv),
   },
-} as const satisfies Record<string, { caller: Caller; env: z.ZodType }>;
+} as const satisfies Record<
+  string,
+  { caller: Caller; env: z.ZodType; sdks: readonly Sdk[] }
+>;
 /** A function's name. */
 export type FunctionName = keyof typeof FUNCTIONS;

@@ -11,12 +11,14 @@
 import { FUNCTIONS } from "../_shared/manifest.ts";
 import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
-  createUserVerifier,
   isServiceRequest,
   type ServiceCredentials,
   serviceCredentials,
-  type UserVerifier,
 } from "../_shared/platform/auth.ts";
+import {
+  createUserVerifier,
+  type UserVerifier,
+} from "../_shared/platform/user_auth.ts";
 import { clientKey, type Env } from "../_shared/platform/config.ts";
 import {
   type Handler,
@@ -45,9 +47,11 @@ import {
   type WiringOptions,
 } from "../_shared/platform/wiring.ts";
 import {
+  type ChangePlanPreviewResponse,
+  type ChangePlanResponse,
   ChangeServerPlanRequest,
   type PlanChangePreview,
-} from "../_shared/plan_change/contract.ts";
+} from "../_shared/contract.ts";
 
 /** What the handler needs. */
 export interface ChangePlanDeps extends PlanChangeDeps {
@@ -73,7 +77,9 @@ export function createChangePlanHandler(deps: ChangePlanDeps): Handler {
         userId,
       }, actor);
       log.info("Plan change canceled", { change_id: change.id });
-      return json({ change: planChangeView(change) });
+      return json(
+        { change: planChangeView(change) } satisfies ChangePlanResponse,
+      );
     }
     const quote = await quotePlanChange(deps, {
       orderId: body.order_id,
@@ -96,7 +102,7 @@ export function createChangePlanHandler(deps: ChangePlanDeps): Handler {
         },
         restart_needed: quote.target.plan.memory_mb !== quote.order.memory_mb,
       };
-      return json({ preview });
+      return json({ preview } satisfies ChangePlanPreviewResponse);
     }
     const { change, outcome } = await requestPlanChange(deps, quote, actor);
     log.info("Plan change requested", {
@@ -110,7 +116,7 @@ export function createChangePlanHandler(deps: ChangePlanDeps): Handler {
       await convergeDue(deps, { actor, orderId: change.order_id });
     }
     return json(
-      { change: planChangeView(change) },
+      { change: planChangeView(change) } satisfies ChangePlanResponse,
       change.kind === "upgrade" ? 202 : 200,
     );
   }, { log: deps.log });

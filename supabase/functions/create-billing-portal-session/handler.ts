@@ -11,7 +11,7 @@ import { FUNCTIONS } from "../_shared/manifest.ts";
 import {
   createUserVerifier,
   type UserVerifier,
-} from "../_shared/platform/auth.ts";
+} from "../_shared/platform/user_auth.ts";
 import { clientKey, type Env } from "../_shared/platform/config.ts";
 import type { Sql } from "../_shared/platform/db.ts";
 import { DomainError } from "../_shared/platform/errors.ts";
@@ -23,7 +23,10 @@ import {
 } from "../_shared/platform/http.ts";
 import type { Logger } from "../_shared/platform/log.ts";
 import { readOrder } from "../_shared/orders/orders.ts";
-import { BillingPortalRequest } from "../_shared/plan_change/contract.ts";
+import {
+  BillingPortalRequest,
+  type BillingPortalResponse,
+} from "../_shared/contract.ts";
 import {
   createStripe,
   isTemporaryStripeError,
@@ -120,7 +123,7 @@ export function createPortalHandler(deps: PortalDeps): Handler {
       user_id: user.id,
       order_id: body.order_id,
     });
-    return json({ url: session.url });
+    return json({ url: session.url } satisfies BillingPortalResponse);
   }, { log: deps.log });
 }
 

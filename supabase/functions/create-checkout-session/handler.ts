@@ -6,17 +6,16 @@
  * @module
  */
 import { FUNCTIONS } from "../_shared/manifest.ts";
-import { z } from "zod";
+import { CheckoutRequest, type CheckoutResponse } from "../_shared/contract.ts";
 import {
   type AuthUser,
   createUserVerifier,
   type UserVerifier,
-} from "../_shared/platform/auth.ts";
+} from "../_shared/platform/user_auth.ts";
 import {
   lockRegionRooms,
   type Offer,
   resolveOffer,
-  TERMS,
 } from "../_shared/orders/catalog.ts";
 import { clientKey, type Env } from "../_shared/platform/config.ts";
 import {
@@ -60,26 +59,6 @@ export interface CheckoutDeps {
   now?: () => Date;
 }
 
-/** No control characters: Postgres refuses NUL in text, and none belongs in an id. */
-const PRINTABLE = /^\P{Cc}*$/u;
-
-const CheckoutRequest = z.strictObject({
-  plan_id: z.string().trim().min(1).max(64).regex(
-    PRINTABLE,
-    "must not contain control characters",
-  ),
-  term: z.enum(TERMS),
-  region: z.string().trim().min(1).max(32).regex(
-    PRINTABLE,
-    "must not contain control characters",
-  ),
-  server_name: z.string().trim().min(3).max(40).regex(
-    /^[\p{L}\p{N} _.'-]+$/u,
-    "may contain letters, digits, spaces and _ . ' -",
-  ),
-});
-type CheckoutRequest = z.infer<typeof CheckoutRequest>;
-
 /**
  * How long a checkout (and its hold on a node) lives: Stripe's shortest, 30 minutes
  * after it creates the session, plus a margin for the call's own latency and clocks, so
@@ -106,7 +85,13 @@ type Opened =
 
 /** An answer for a checkout that exists. */
 function checkoutReply(order: Order, sessionId: string, url: string) {
-  return json({ order_id: order.id, session_id: sessionId, url });
+  return json(
+    {
+      order_id: order.id,
+      session_id: sessionId,
+      url,
+    } satisfies CheckoutResponse,
+  );
 }
 
 function stripeUnavailable(error: unknown): DomainError {

@@ -5,11 +5,12 @@
  * @module
  */
 import { FUNCTIONS } from "../_shared/manifest.ts";
+import type { PanelUserResponse } from "../_shared/contract.ts";
 import { z } from "zod";
 import {
   createUserVerifier,
   type UserVerifier,
-} from "../_shared/platform/auth.ts";
+} from "../_shared/platform/user_auth.ts";
 import { clientKey, type Env } from "../_shared/platform/config.ts";
 import { type Sql } from "../_shared/platform/db.ts";
 import { DomainError, HttpError } from "../_shared/platform/errors.ts";
@@ -54,12 +55,14 @@ export function createPanelUserHandler(deps: PanelUserDeps): Handler {
         user_id: user.id,
         created: account.created,
       });
-      return json({
-        ptero_user_id: account.pteroUserId,
-        username: account.username,
-        panel_url: deps.panel.url,
-        created: account.created,
-      });
+      return json(
+        {
+          ptero_user_id: account.pteroUserId,
+          username: account.username,
+          panel_url: deps.panel.url,
+          created: account.created,
+        } satisfies PanelUserResponse,
+      );
     } catch (error) {
       if (error instanceof DomainError && error.code === "user_not_found") {
         // A validly signed token of a deleted user: the session is no longer valid.

@@ -30,7 +30,7 @@ import {
   createStripe,
   isStripeSignatureHeader,
   Stripe,
-  stripeCrypto,
+  verifyStripeSignature,
   WEBHOOK_BODY_LIMIT,
 } from "../_shared/stripe/client.ts";
 import {
@@ -149,13 +149,12 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
     }
     const body = await readBody(req, WEBHOOK_BODY_LIMIT);
     try {
-      // Verifies the signature, then parses; only the verification is used here.
-      await deps.stripe.webhooks.constructEventAsync(
+      // Verifies the signature only: processEvent parses the body, once.
+      await verifyStripeSignature(
+        deps.stripe,
         body,
         signature,
         deps.webhookSecret,
-        undefined,
-        stripeCrypto,
       );
     } catch (error) {
       if (error instanceof Stripe.errors.StripeSignatureVerificationError) {
@@ -166,8 +165,9 @@ export function createWebhookHandler(deps: WebhookDeps): Handler {
           "Invalid Stripe signature",
         );
       }
-      // Signed, but not JSON: processEvent records it as invalid.
+      throw error;
     }
+    // Signed: a body that is not a usable event is recorded as invalid by processEvent.
     let processed: Processed;
     try {
       processed = await processEvent(deps, body, {

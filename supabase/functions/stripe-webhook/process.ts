@@ -12,7 +12,7 @@
  * @module
  */
 import type { Alerter } from "../_shared/platform/alerts.ts";
-import type { Sql, Tx } from "../_shared/platform/db.ts";
+import type { Sql } from "../_shared/platform/db.ts";
 import type { Logger } from "../_shared/platform/log.ts";
 import { cutText, wellFormedJson } from "../_shared/platform/text.ts";
 import type { Stripe } from "../_shared/stripe/client.ts";
@@ -57,10 +57,11 @@ export type Processed =
     orderId: string | null;
   };
 
-type JSONValue = Parameters<Tx["json"]>[0];
+/** An event's JSON text, as stored in `stripe_events_log.payload` (jsonb). */
+type Payload = string;
 
 type ParsedEvent =
-  | { ok: true; event: ShopEvent; payload: JSONValue }
+  | { ok: true; event: ShopEvent; payload: Payload }
   | { ok: false; problem: string; id?: string; type?: string };
 
 /** Whether a parsed JSON value holds a NUL character anywhere (Postgres refuses it). */
@@ -76,8 +77,16 @@ function holdsNul(value: unknown): boolean {
 }
 
 /**
+ * A JSON escape that may need care: a NUL (Postgres refuses it in jsonb) or a
+ * surrogate (a lone one is not text). Raw control characters are not JSON, and the
+ * body was decoded as UTF-8: without such an escape, the text is stored as it came.
+ */
+const SUSPECT_ESCAPE = /\\u(?:0000|d[89a-f])/i;
+
+/**
  * Reads an event's JSON text as an event the shop can act on (every object it reads
- * parsed by its schema, every string well formed), or says why it is not one.
+ * parsed by its schema, every string well formed), or says why it is not one. The
+ * body is parsed once; only a body with a suspect escape is copied and cleaned.
  */
 function parseEvent(body: string): ParsedEvent {
   let raw: unknown;
@@ -86,16 +95,21 @@ function parseEvent(body: string): ParsedEvent {
   } catch {
     return { ok: false, problem: "the body is not JSON" };
   }
-  const json = wellFormedJson(raw);
+  const clean = !SUSPECT_ESCAPE.test(body);
+  const json = clean ? raw : wellFormedJson(raw);
   const named = json as { id?: unknown; type?: unknown } | null;
   const id = typeof named?.id === "string" ? named.id : undefined;
   const type = typeof named?.type === "string" ? named.type : undefined;
   const parsed = parseShopEvent(json);
   if (!parsed.ok) return { ok: false, problem: parsed.problem, id, type };
-  if (holdsNul(json)) {
+  if (!clean && holdsNul(json)) {
     return { ok: false, problem: "the event holds a NUL character", id, type };
   }
-  return { ok: true, event: parsed.event, payload: json as JSONValue };
+  return {
+    ok: true,
+    event: parsed.event,
+    payload: clean ? body : JSON.stringify(json),
+  };
 }
 
 /** Text safe for Postgres: well formed, NUL characters made visible, cut whole. */
@@ -151,7 +165,7 @@ async function recordInvalid(
 async function recordRefused(
   deps: ProcessDeps,
   event: ShopEvent,
-  payload: JSONValue,
+  payload: Payload,
   refusal: StripeRefusal,
   options: ProcessOptions,
 ): Promise<Processed> {
@@ -161,7 +175,7 @@ async function recordRefused(
     insert into public.stripe_events_log (event_id, type, api_version, stripe_created_at,
       outcome, error, payload, processed_at, received_via)
     values (${event.id}, ${event.name}, ${event.apiVersion}, to_timestamp(${event.created}),
-      'failed', ${error}, ${deps.sql.json(payload)}, now(), ${options.via})
+      'failed', ${error}, ${payload}::text::jsonb, now(), ${options.via})
     on conflict (event_id) do nothing
     returning event_id`;
   if (recorded.length === 0) {
@@ -179,6 +193,30 @@ async function recordRefused(
     fields: { event_type: event.name },
   }));
   return { duplicate: false, outcome: "failed", orderId: null };
+}
+
+/**
+ * Records an event of a type the shop does not act on, and its outcome, in one
+ * statement (no transaction, no log line: it changes nothing but its own row); a copy
+ * already recorded makes it a duplicate.
+ */
+async function recordIgnored(
+  sql: Sql,
+  event: ShopEvent,
+  payload: Payload,
+  via: ReceivedVia,
+): Promise<Processed> {
+  const recorded = await sql`
+    insert into public.stripe_events_log (event_id, type, api_version,
+      stripe_created_at, outcome, payload, processed_at, received_via)
+    values (${event.id}, ${event.name}, ${event.apiVersion},
+      to_timestamp(${event.created}), 'ignored', ${payload}::text::jsonb,
+      now(), ${via})
+    on conflict (event_id) do nothing
+    returning event_id`;
+  return recorded.length === 0
+    ? { duplicate: true }
+    : { duplicate: false, outcome: "ignored", orderId: null };
 }
 
 /** Whether the event is recorded already (its Stripe reads are then skipped). */
@@ -202,11 +240,12 @@ export async function processEvent(
   const parsed = parseEvent(body);
   if (!parsed.ok) return await recordInvalid(deps, body, parsed, options);
   const event = parsed.event;
-  const log = deps.log.child({ event_id: event.id, event_type: event.name });
-  if (await isRecorded(deps.sql, event.id)) {
-    log.info("Duplicate event acknowledged");
-    return { duplicate: true };
+  if (event.type === "other") {
+    return await recordIgnored(deps.sql, event, parsed.payload, options.via);
   }
+  // A duplicate costs this one statement and no log line: it changes nothing.
+  if (await isRecorded(deps.sql, event.id)) return { duplicate: true };
+  const log = deps.log.child({ event_id: event.id, event_type: event.name });
   // Read first, outside any transaction; then lock and decide on the locked row.
   let facts: StripeFacts;
   try {
@@ -222,9 +261,8 @@ export async function processEvent(
       insert into public.stripe_events_log (event_id, type, api_version,
         stripe_created_at, payload, received_via)
       values (${event.id}, ${event.name}, ${event.apiVersion},
-        to_timestamp(${event.created}), ${
-      tx.json(parsed.payload)
-    }, ${options.via})
+        to_timestamp(${event.created}), ${parsed.payload}::text::jsonb,
+        ${options.via})
       on conflict (event_id) do nothing
       returning event_id`;
     if (recorded.length === 0) return "duplicate" as const;
@@ -237,10 +275,7 @@ export async function processEvent(
       where event_id = ${event.id}`;
     return result;
   });
-  if (applied === "duplicate") {
-    log.info("Duplicate event acknowledged");
-    return { duplicate: true };
-  }
+  if (applied === "duplicate") return { duplicate: true };
 
   const orderLog = log.child({ order_id: applied.orderId });
   orderLog.info(`Event ${applied.outcome}`, {

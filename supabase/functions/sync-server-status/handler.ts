@@ -8,15 +8,22 @@
  * @module
  */
 import { FUNCTIONS } from "../_shared/manifest.ts";
+import type {
+  OrderView,
+  PlanChangeView,
+  SyncResponse,
+} from "../_shared/contract.ts";
 import { z } from "zod";
 import { createAlerter } from "../_shared/platform/alerts.ts";
 import {
-  createUserVerifier,
   isServiceRequest,
   type ServiceCredentials,
   serviceCredentials,
-  type UserVerifier,
 } from "../_shared/platform/auth.ts";
+import {
+  createUserVerifier,
+  type UserVerifier,
+} from "../_shared/platform/user_auth.ts";
 import { clientKey, type Env } from "../_shared/platform/config.ts";
 import {
   applyObservation,
@@ -54,7 +61,6 @@ import { DEFAULT_RETRY_POLICY } from "../_shared/orders/retry.ts";
 import {
   latestPlanChanges,
   type PlanChange,
-  type PlanChangeView,
   planChangeView,
 } from "../_shared/orders/plan_changes.ts";
 import { createStripe, type Stripe } from "../_shared/stripe/client.ts";
@@ -104,37 +110,6 @@ const SyncRequest = z.strictObject({
   message: "lift_suspension needs an order_id",
   path: ["order_id"],
 });
-
-/** The customer's view of one order. */
-export interface OrderView {
-  order_id: string;
-  server_name: string;
-  plan_id: string;
-  region: string;
-  status: Order["status"];
-  message: string;
-  server: {
-    identifier: string | null;
-    panel_status: Order["panel_state"];
-    live_state: string | null;
-  };
-  limits: {
-    memory_mb: number;
-    disk_mb: number;
-    cpu_percent: number;
-    databases: number;
-    backups: number;
-    allocations: number;
-  };
-  paid_until: string | null;
-  cancel_at_period_end: boolean;
-  /** When a coming cancellation takes effect (period end, or the portal's date). */
-  cancel_at: string | null;
-  /** The latest plan change (on its way, or how the last one ended). */
-  plan_change: PlanChangeView | null;
-  suspend_reason: Order["suspend_reason"];
-  delete_at: string | null;
-}
 
 /** What a customer sees of their latest plan change: one on its way, or a recent end. */
 function planChangeOf(change: PlanChange | undefined): PlanChangeView | null {
@@ -387,7 +362,7 @@ export function createSyncHandler(deps: SyncDeps): Handler {
         delete_at: order.delete_at?.toISOString() ?? null,
       });
     }
-    return json({ orders: views });
+    return json({ orders: views } satisfies SyncResponse);
   }
 
   return withErrorHandling(

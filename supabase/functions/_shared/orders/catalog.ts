@@ -8,11 +8,9 @@ import type { Sql, Tx } from "../platform/db.ts";
 import { DomainError } from "../platform/errors.ts";
 import type { OrderLimits } from "./orders.ts";
 import type { NodeRoom } from "./placement.ts";
+import type { Term } from "../contract.ts";
 
-/** Billing terms. */
-export const TERMS = ["monthly", "quarterly", "yearly"] as const;
-/** A billing term. */
-export type Term = typeof TERMS[number];
+export { type Term, TERMS } from "../contract.ts";
 
 /** A plan at a price in a region: everything an order is made from. */
 export interface Offer {

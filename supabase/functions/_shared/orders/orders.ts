@@ -9,21 +9,20 @@
  */
 import type { Sql, Tx } from "../platform/db.ts";
 import { scrubSecrets, scrubValue } from "../platform/scrub.ts";
+import {
+  LIMIT_COLUMNS,
+  type OrderStatus,
+  type PanelState,
+  type SuspendReason,
+} from "../contract.ts";
 
-/** Every status an order can be in. */
-export const ORDER_STATUSES = [
-  "pending",
-  "paid",
-  "provisioning",
-  "installing",
-  "active",
-  "error",
-  "suspended",
-  "canceled",
-  "expired",
-] as const;
-/** An order's status. */
-export type OrderStatus = typeof ORDER_STATUSES[number];
+export {
+  LIMIT_COLUMNS,
+  ORDER_STATUSES,
+  type OrderStatus,
+  type PanelState,
+  type SuspendReason,
+} from "../contract.ts";
 
 /** One row of `public.orders`. */
 export interface Order {
@@ -86,17 +85,6 @@ export interface Order {
   updated_at: Date;
 }
 
-/** Every limit an order is entitled to (columns of `public.orders` and `plans`). */
-export const LIMIT_COLUMNS = [
-  "memory_mb",
-  "disk_mb",
-  "cpu_percent",
-  "swap_mb",
-  "io_weight",
-  "databases",
-  "backups",
-  "allocations",
-] as const;
 /** An order's (or a plan's) limits. */
 export type OrderLimits = Pick<Order, typeof LIMIT_COLUMNS[number]>;
 
@@ -146,16 +134,6 @@ export function limitsPending(
 
 /** What the panel should show for an order's server. */
 export type PanelTarget = "running" | "suspended" | "deleted";
-/** Why a server is (to be) suspended; only `billing` lifts on payment. */
-export type SuspendReason = "billing" | "dispute" | "canceled" | "admin";
-/** What the panel showed last for an order's server. */
-export type PanelState =
-  | "installing"
-  | "installed"
-  | "install_failed"
-  | "suspended"
-  | "missing"
-  | "deleted";
 
 /** Columns a change may set besides the status (identity and sale stay fixed). */
 export type OrderFields = Partial<

@@ -17,27 +17,25 @@ import {
   recordOrderEvent,
 } from "./orders.ts";
 
-/** Where a change is. */
-export const PLAN_CHANGE_STATUSES = [
-  "requested",
-  "awaiting_payment",
-  "scheduled",
-  "applied",
-  "failed",
-  "canceled",
-  "expired",
-] as const;
-/** A change's status. */
-export type PlanChangeStatus = typeof PLAN_CHANGE_STATUSES[number];
+import type {
+  PlanChangeKind,
+  PlanChangeStatus,
+  PlanChangeView,
+} from "../contract.ts";
+
+export {
+  PLAN_CHANGE_STATUSES,
+  type PlanChangeKind,
+  type PlanChangeStatus,
+  type PlanChangeView,
+} from "../contract.ts";
+
 /** The statuses of a change still on its way (one per order at most). */
 export const OPEN_PLAN_CHANGE: readonly PlanChangeStatus[] = [
   "requested",
   "awaiting_payment",
   "scheduled",
 ];
-
-/** Upgrades are charged and applied now; downgrades wait for the period's end. */
-export type PlanChangeKind = "upgrade" | "downgrade";
 
 /** One row of `public.plan_changes`. */
 export interface PlanChange {
@@ -307,19 +305,6 @@ export async function leaseDuePlanChanges(
       limit ${options.limit}
       for update skip locked)
     returning ${columns(sql)}`;
-}
-
-/** The customer's view of a change (also what `change-server-plan` answers). */
-export interface PlanChangeView {
-  id: string;
-  kind: PlanChangeKind;
-  from_plan_id: string;
-  to_plan_id: string;
-  status: PlanChangeStatus;
-  effective_at: string | null;
-  amount_due_cents: number;
-  currency: string;
-  message: string;
 }
 
 /** What the customer reads about a change in this state. */

@@ -88,6 +88,13 @@ export function errorResponse(error: unknown, log: Logger): Response {
       status,
     );
   }
+  if (isTransientDbError(error)) {
+    // Postgres restarting or out of connections: the caller may try again shortly.
+    log.error("Database unavailable", { error });
+    return json({
+      error: { code: "temporarily_unavailable", message: "Try again later" },
+    }, 503);
+  }
   log.error("Unhandled error", { error });
   return json({
     error: { code: "internal_error", message: "Internal server error" },

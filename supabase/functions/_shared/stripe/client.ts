@@ -31,6 +31,28 @@ export function createStripe(
 export const stripeCrypto = Stripe.createSubtleCryptoProvider();
 
 /**
+ * Checks a webhook's `Stripe-Signature` against its raw body with the SDK's own check
+ * (Stripe's scheme and tolerance), without parsing the body: the caller parses it once.
+ * Throws `Stripe.errors.StripeSignatureVerificationError` when it does not match.
+ */
+export async function verifyStripeSignature(
+  stripe: Stripe,
+  body: string,
+  header: string,
+  secret: string,
+): Promise<void> {
+  const signature = stripe.webhooks.signature;
+  if (!signature) throw new Error("The Stripe SDK has no signature check");
+  await signature.verifyHeaderAsync(
+    body,
+    header,
+    secret,
+    undefined,
+    stripeCrypto,
+  );
+}
+
+/**
  * The largest webhook body the shop reads: 1 MiB. A Stripe event carries one API object
  * whose embedded lists stop at their first page (10 items) and whose metadata is capped
  * (50 keys of 500 characters), so real events weigh a few KB to a few tens of KB; 1 MiB

@@ -31,7 +31,12 @@ export {
 export { LAPSE_MS, SUBSCRIPTION_RECHECK_MS } from "./subscriptions.ts";
 export type { SweepDeps } from "./job.ts";
 export { PANEL_CACHE_TTL_MS } from "./panel_cache.ts";
-export { LIST_PAGE_SIZE } from "./servers.ts";
+export {
+  INSTALL_CHECKS_PER_SWEEP,
+  LIST_PAGE_SIZE,
+  LIST_PAGES_PER_SWEEP,
+  SERVERS_CURSOR_KEY,
+} from "./servers.ts";
 
 /** A named job and what it may call outside the database. */
 export interface SweepJob {

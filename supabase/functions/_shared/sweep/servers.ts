@@ -2,7 +2,10 @@
  * Sweep job: what the panel shows, read from its server list a hundred at a time:
  * installs finished or failed, servers gone, suspensions changed by hand; servers
  * carrying an order's id that the order does not record are attached, and servers
- * naming no order alerted once.
+ * naming no order alerted once. A sweep reads at most {@linkcode LIST_PAGES_PER_SWEEP}
+ * pages, from where the last one stopped (`shop_state` `servers_cursor`): a panel
+ * larger than that is compared over several sweeps, and the orders still installing
+ * whose servers are not on this sweep's pages are asked for one by one, every sweep.
  *
  * @module
  */
@@ -16,15 +19,99 @@ import {
   readOrder,
   recordOrderEvent,
 } from "../orders/orders.ts";
+import type { Sql } from "../platform/db.ts";
 import { DomainError } from "../platform/errors.ts";
 import { ACTOR, clock, type Count, type SweepDeps } from "./job.ts";
 
 /** Servers per page of the panel's list: calls grow with servers / 100. */
 export const LIST_PAGE_SIZE = 100;
+/**
+ * Pages of the list one sweep reads. The panel answers 240 requests a minute per key
+ * and the sweep runs every 15 s by default: 60 requests an interval, shared with
+ * provisioning, panel actions and the customers' own calls. Twenty pages (2,000
+ * servers) a sweep keep the list to a third of that; a larger panel is compared in
+ * turns (100,000 servers: every 50 sweeps).
+ */
+export const LIST_PAGES_PER_SWEEP = 20;
+/** Installing orders off this sweep's pages asked for one by one, at most, a sweep. */
+export const INSTALL_CHECKS_PER_SWEEP = 10;
+/** Where the next sweep's reading of the list starts (`shop_state`). */
+export const SERVERS_CURSOR_KEY = "servers_cursor";
 /** Orders whose servers a run compares with the panel. */
 const OBSERVE_LIMIT = 20_000;
 
-/** Compares the orders that have servers with the panel's list. */
+/** Where the list's reading stands: the next page, and the last server id read. */
+interface Cursor {
+  page: number;
+  afterId: number;
+}
+
+/** What one sweep read of the list. */
+interface ListedPages {
+  servers: PanelServer[];
+  /** Server ids this reading covers: orders with a server in it are compared. */
+  from: number;
+  to: number;
+  next: Cursor;
+}
+
+async function readCursor(sql: Sql): Promise<Cursor> {
+  const [row] = await sql<{ page: number | null; after_id: number | null }[]>`
+    select (value->>'page')::int as page, (value->>'after_id')::int as after_id
+    from public.shop_state where key = ${SERVERS_CURSOR_KEY}`;
+  return row?.page && row.page > 1
+    ? { page: row.page, afterId: row.after_id ?? 0 }
+    : { page: 1, afterId: 0 };
+}
+
+async function saveCursor(deps: SweepDeps, cursor: Cursor): Promise<void> {
+  await deps.sql`
+    insert into public.shop_state (key, value, updated_at)
+    values (${SERVERS_CURSOR_KEY}, ${
+    deps.sql.json({ page: cursor.page, after_id: cursor.afterId })
+  }, ${clock(deps)})
+    on conflict (key) do update set value = excluded.value,
+      updated_at = excluded.updated_at`;
+}
+
+/**
+ * Reads up to LIST_PAGES_PER_SWEEP pages from the cursor. The list is ordered by id:
+ * the pages cover the ids after the last one read (from the first page: all ids) up to
+ * their last server (at the list's end: every id above).
+ */
+async function listPages(
+  deps: SweepDeps,
+  cursor: Cursor,
+): Promise<ListedPages> {
+  const servers: PanelServer[] = [];
+  for (let page = cursor.page;; page++) {
+    const result = await deps.panel.listServers({
+      page,
+      perPage: LIST_PAGE_SIZE,
+    });
+    servers.push(...result.servers);
+    const from = cursor.page === 1 ? 0 : cursor.afterId + 1;
+    if (result.page >= result.totalPages || result.servers.length === 0) {
+      return {
+        servers,
+        from,
+        to: Number.MAX_SAFE_INTEGER,
+        next: { page: 1, afterId: 0 },
+      };
+    }
+    if (page - cursor.page + 1 >= LIST_PAGES_PER_SWEEP) {
+      const last = Math.max(cursor.afterId, ...servers.map((s) => s.id));
+      return {
+        servers,
+        from,
+        to: last,
+        next: { page: page + 1, afterId: last },
+      };
+    }
+  }
+}
+
+/** Compares the orders that have servers with the panel's list (this sweep's pages). */
 export async function observeServers(
   deps: SweepDeps,
   count: Count,
@@ -32,9 +119,9 @@ export async function observeServers(
 ): Promise<void> {
   // Orders first, then the list: every server these orders name exists before it.
   const orders = await ordersWithServers(deps.sql, { limit: OBSERVE_LIMIT });
-  let servers: PanelServer[];
+  let listed: ListedPages;
   try {
-    servers = await listAllServers(deps);
+    listed = await listPages(deps, await readCursor(deps.sql));
   } catch (error) {
     if (!(error instanceof PanelError || error instanceof DomainError)) {
       throw error;
@@ -46,12 +133,18 @@ export async function observeServers(
     count("observe.failed");
     return;
   }
-  await adoptStrays(deps, servers, count);
-  const byId = new Map(servers.map((server) => [server.id, server]));
+  await saveCursor(deps, listed.next);
+  await adoptStrays(deps, listed.servers, count);
+  const byId = new Map(listed.servers.map((server) => [server.id, server]));
+  let installChecks = 0;
   for (const order of orders) {
     if (!more()) return;
-    let server: PanelServer | null = byId.get(order.pterodactyl_server_id!) ??
-      null;
+    const serverId = order.pterodactyl_server_id!;
+    const onPages = serverId >= listed.from && serverId <= listed.to;
+    // Off this sweep's pages, only an install in progress is asked for now.
+    if (!onPages && order.panel_state !== "installing") continue;
+    if (!onPages && installChecks++ >= INSTALL_CHECKS_PER_SWEEP) continue;
+    let server: PanelServer | null = byId.get(serverId) ?? null;
     if (server === null && order.panel_state !== "missing") {
       try {
         // Pages can shift while they are read: ask for this one before calling it gone.
@@ -76,20 +169,6 @@ export async function observeServers(
     else if (applied.panel_state === "missing") count("server.missing");
     else if (applied.reconverge) count("server.drift");
     else count(`server.${applied.panel_state}`);
-  }
-}
-
-async function listAllServers(deps: SweepDeps): Promise<PanelServer[]> {
-  const servers: PanelServer[] = [];
-  for (let page = 1;; page++) {
-    const result = await deps.panel.listServers({
-      page,
-      perPage: LIST_PAGE_SIZE,
-    });
-    servers.push(...result.servers);
-    if (result.page >= result.totalPages || result.servers.length === 0) {
-      return servers;
-    }
   }
 }
 

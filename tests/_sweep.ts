@@ -22,6 +22,8 @@ import { DEFAULT_RETRY_POLICY } from "../supabase/functions/_shared/orders/retry
 import { createStripe } from "../supabase/functions/_shared/stripe/client.ts";
 import {
   sweep,
+  SWEEP_JOBS,
+  type SweepDeps,
   type SweepSummary,
 } from "../supabase/functions/_shared/sweep/mod.ts";
 import { callSweep } from "../local/stack.ts";
@@ -56,6 +58,11 @@ export function testClock(): TestClock {
 export interface Sweeper {
   clock: TestClock;
   sweep(): Promise<SweepSummary>;
+  /**
+   * Runs one of the sweep's jobs alone (by its name in SWEEP_JOBS), with `more` as
+   * its budget (default: no limit); answers its outcomes.
+   */
+  job(name: string, more?: () => boolean): Promise<Record<string, number>>;
   /** Converges one order now (the `{"order_id"}` path without the refresh). */
   converge(orderId: string): Promise<ConvergeOutcome[]>;
   close(): Promise<void>;
@@ -105,22 +112,32 @@ export function sweeper(
     log,
     now: clock.now,
   };
+  const sweepDeps = (): SweepDeps => {
+    const before = calls;
+    return {
+      ...deps,
+      stripe,
+      lifecycle: options.lifecycle ??
+        { paymentGraceSeconds: 259_200, retentionSeconds: 1_209_600 },
+      retry: {
+        ...DEFAULT_RETRY_POLICY,
+        maxAttempts: options.maxAttempts ?? 8,
+      },
+      budgetMs: 60_000,
+      panelCalls: () => calls - before,
+    };
+  };
   return {
     clock,
-    sweep: () => {
-      const before = calls;
-      return sweep({
-        ...deps,
-        stripe,
-        lifecycle: options.lifecycle ??
-          { paymentGraceSeconds: 259_200, retentionSeconds: 1_209_600 },
-        retry: {
-          ...DEFAULT_RETRY_POLICY,
-          maxAttempts: options.maxAttempts ?? 8,
-        },
-        budgetMs: 60_000,
-        panelCalls: () => calls - before,
-      });
+    sweep: () => sweep(sweepDeps()),
+    async job(name, more = () => true) {
+      const job = SWEEP_JOBS.find((j) => j.name === name);
+      assert.ok(job, `a sweep job named ${name}`);
+      const outcomes: Record<string, number> = {};
+      await job.run(sweepDeps(), (outcome, n = 1) => {
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + n;
+      }, more);
+      return outcomes;
     },
     converge: (orderId) => convergeDue(deps, { actor: "test", orderId }),
     close: () => sql.end({ timeout: 5 }),
@@ -133,6 +150,17 @@ export async function serviceCall(
   body: Record<string, unknown> = {},
 ): Promise<{ status: number; body: Record<string, unknown> }> {
   return await callSweep(stack, body);
+}
+
+/** What an admin's suspension does: the target suspended, the action due now. */
+export async function suspendByAdmin(
+  stack: TestStack,
+  s: Sweeper,
+  orderId: string,
+): Promise<void> {
+  await stack.sql`update public.orders set panel_target = 'suspended',
+    suspend_reason = 'admin', panel_action_due_at = ${s.clock.now()}
+    where id = ${orderId}`;
 }
 
 /** Ends the panel sandbox's pending installs now (all, or one server's). */

@@ -313,6 +313,62 @@ Deno.test("the sweep settles abandoned checkouts with Stripe", async (t) => {
     );
 
     await t.step(
+      "a checkout session Stripe does not know keeps its order pending with its room, alerted; the sweep never expires it",
+      async () => {
+        const s = sweeper(stack);
+        try {
+          const lost = await openCheckout(stack, {
+            ...ROOMY,
+            server_name: "Unknown to Stripe",
+          });
+          const room = async () => {
+            const [row] = await stack.sql`select n.free_memory_mb
+              from public.node_capacity n join public.orders o on o.node_id = n.node_id
+              where o.id = ${lost.orderId}`;
+            return row.free_memory_mb;
+          };
+          const held = await room();
+          // Made with other keys, or its account deleted: Stripe answers 404.
+          stack.stripe.addFault({
+            method: "GET",
+            path: `/v1/checkout/sessions/${lost.sessionId}`,
+            status: 404,
+            type: "invalid_request_error",
+            code: "resource_missing",
+            message: `No such checkout.session: '${lost.sessionId}'`,
+          });
+          try {
+            await pastCheckoutEnd(stack, s, lost.orderId);
+            const summary = await s.sweep();
+            assert.equal(summary.outcomes["checkout.unknown"], 1);
+            assert.deepEqual(await alertsOn(stack, lost.orderId), [
+              "Checkout session unknown to Stripe",
+            ]);
+            // Days later, sweep after sweep: still pending, still holding its room.
+            for (let day = 0; day < 3; day++) {
+              s.clock.advance(25 * 3600_000);
+              await s.sweep();
+            }
+          } finally {
+            await clearStripeFaults(stack);
+          }
+          const row = await order(stack, lost.orderId);
+          assert.equal(row.status, "pending");
+          assert.notEqual(row.node_id, null);
+          assert.equal(await room(), held);
+          assert.deepEqual(await statusTrail(stack, lost.orderId), ["pending"]);
+          assert.ok(
+            (await checkoutNotes(stack, lost.orderId)).every((note) =>
+              note.message.includes("keeps its room")
+            ),
+          );
+        } finally {
+          await s.close();
+        }
+      },
+    );
+
+    await t.step(
       "a Stripe outage leaves the order untouched, is counted, and the rest of the sweep runs",
       async () => {
         const s = sweeper(stack);

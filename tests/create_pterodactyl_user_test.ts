@@ -59,9 +59,9 @@ Deno.test("create-pterodactyl-user", async (t) => {
     let firstId = 0;
 
     await t.step(
-      "creates a linked panel account without a password",
+      "creates a linked panel account without a password, named after the email's lower-cased local part",
       async () => {
-        const user = await userWithEmail(stack, "jane.doe+shop");
+        const user = await userWithEmail(stack, "Jane.Doe+Shop");
         first = user;
         stack.panel.resetCalls();
         const res = await invoke(user.client, FN);
@@ -82,7 +82,8 @@ Deno.test("create-pterodactyl-user", async (t) => {
         assert.equal(panelUsers.length, 1);
         const panelUser = panelUsers[0];
         assert.equal(panelUser.id, firstId);
-        assert.equal(panelUser.email, user.email);
+        // The account's email as Auth keeps it: lower case.
+        assert.equal(panelUser.email, user.email.toLowerCase());
         assert.equal(panelUser.username, "jane.doe-shop");
         assert.match(panelUser.username, USERNAME);
         assert.equal(panelUser.first_name, "Player");
@@ -94,7 +95,7 @@ Deno.test("create-pterodactyl-user", async (t) => {
           m.user_id === firstId
         );
         assert.equal(mails.length, 1);
-        assert.equal(mails[0].to, user.email);
+        assert.equal(mails[0].to, user.email.toLowerCase());
         assert.equal(mails[0].password_link, true);
 
         assert.deepEqual(await links(stack, user.id), [{

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { asRole } from "./_fixtures.ts";
+import { asRole, invoke } from "./_fixtures.ts";
 import { order, purchase, subscriptionControl } from "./_purchase.ts";
 import { startTestStack } from "./_stack.ts";
 
@@ -59,6 +59,25 @@ Deno.test("customers see customer words, operators see the detail", async (t) =>
         assert.equal(rows[0].status, "error");
         assert.ok(rows[0].customer_message, "a customer message is set");
         assert.doesNotMatch(rows[0].customer_message, OPERATOR_WORDS);
+      },
+    );
+
+    await t.step(
+      "sync-server-status answers the owner in customer words, never the operator's error message",
+      async () => {
+        const res = await invoke(checkout.user.client, "sync-server-status");
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        const orders = res.body.orders as {
+          order_id: string;
+          message: string;
+        }[];
+        const mine = orders.find((o) => o.order_id === checkout.orderId);
+        assert.ok(mine, "the order is listed");
+        assert.ok(mine.message, "a customer message is given");
+        assert.doesNotMatch(mine.message, OPERATOR_WORDS);
+        const text = JSON.stringify(res.body);
+        assert.ok(!text.includes(failed.error_message), text);
+        assert.doesNotMatch(text, /Creating the server on the panel|\/api\//);
       },
     );
 

@@ -7,6 +7,7 @@ import {
   panelCalls,
   serverOf,
   serviceCall,
+  suspendByAdmin,
   type Sweeper,
   sweeper,
 } from "./_sweep.ts";
@@ -228,6 +229,105 @@ Deno.test("the panel follows each order's target: grace, payment, cancellation, 
           "Panel action keeps failing",
           "Forcing a server deletion",
         ]);
+      },
+    );
+  } finally {
+    await s.close();
+    await stack.close();
+  }
+});
+
+Deno.test("panel actions that fail or find a server changed: backoff, 404, no restart of a stopped server", async (t) => {
+  // A stack of its own: these purchases and calls would spend the panel's rate limit
+  // (240 a minute) the steps above count on.
+  const stack = await startTestStack();
+  stack.panel.configure({ installDelayMs: 3_600_000 });
+  const s = sweeper(stack);
+  try {
+    await t.step(
+      "failing panel actions back off: 30 s doubling, at most 15 min, never given up",
+      async () => {
+        const { orderId, serverId } = await activeOrder(stack, s);
+        await suspendByAdmin(stack, s, orderId);
+        stack.panel.addFault({
+          method: "POST",
+          path: `/api/application/servers/${serverId}/suspend`,
+          status: 502,
+          times: 7,
+        });
+        const delays: number[] = [];
+        for (let attempt = 1; attempt <= 7; attempt++) {
+          const at = s.clock.now().getTime();
+          assert.deepEqual(await s.converge(orderId), ["failed"]);
+          const due = (await order(stack, orderId)).panel_action_due_at;
+          delays.push(Math.round((due.getTime() - at) / 1000));
+          s.clock.passTo(due);
+        }
+        assert.deepEqual(delays, [30, 60, 120, 240, 480, 900, 900]);
+        assert.deepEqual(await s.converge(orderId), ["suspended"]);
+        assert.equal(serverOf(stack, orderId).status, "suspended");
+      },
+    );
+
+    for (const action of ["suspend", "unsuspend"] as const) {
+      await t.step(
+        `a ${action} answered 404 marks the server missing (error and alert), no retry`,
+        async () => {
+          const { orderId, serverId } = await activeOrder(stack, s);
+          await suspendByAdmin(stack, s, orderId);
+          if (action === "unsuspend") {
+            assert.deepEqual(await s.converge(orderId), ["suspended"]);
+            await stack.sql`update public.orders set panel_target = 'running',
+              suspend_reason = null, panel_action_due_at = ${s.clock.now()}
+              where id = ${orderId}`;
+          }
+          await deleteByHand(stack, serverId);
+          stack.panel.resetCalls();
+          assert.deepEqual(await s.converge(orderId), ["missing"]);
+          const row = await order(stack, orderId);
+          assert.equal(row.status, "error");
+          assert.match(row.error_message, /missing on the panel/);
+          assert.equal(row.panel_action_attempts, 0);
+          assert.equal((await alerts(stack, orderId)).length, 1);
+          // Hours later the sweep does not call the panel about it again.
+          s.clock.advance(DAY);
+          stack.panel.resetCalls();
+          await s.converge(orderId);
+          assert.deepEqual(
+            panelCalls(stack).filter((c) => c.includes(`/${serverId}/`)),
+            [],
+          );
+        },
+      );
+    }
+
+    await t.step(
+      "an unsuspended server is started again only if it ran before",
+      async () => {
+        const { orderId, serverId } = await activeOrder(stack, s);
+        // The customer had stopped it before the suspension.
+        const res = await fetch(
+          `${stack.panel.url}/_sandbox/servers/${serverId}/power`,
+          {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ state: "offline" }),
+          },
+        );
+        assert.equal(res.status, 200, await res.text());
+        await suspendByAdmin(stack, s, orderId);
+        assert.deepEqual(await s.converge(orderId), ["suspended"]);
+        assert.equal((await order(stack, orderId)).was_running, false);
+        await stack.sql`update public.orders set panel_target = 'running',
+          suspend_reason = null, panel_action_due_at = ${s.clock.now()}
+          where id = ${orderId}`;
+        stack.panel.resetCalls();
+        assert.deepEqual(await s.converge(orderId), ["unsuspended"]);
+        const server = serverOf(stack, orderId);
+        assert.equal(server.status, null);
+        assert.equal(server.power_state, "offline");
+        assert.ok(!panelCalls(stack).some((c) => c.endsWith("/power")));
+        assert.equal((await order(stack, orderId)).status, "active");
       },
     );
   } finally {

@@ -4,7 +4,7 @@ import type { PanelClient } from "../supabase/functions/_shared/panel/client.ts"
 import { STALE_CLAIM_MS } from "../supabase/functions/_shared/panel/provision.ts";
 import { insertOrder } from "./_fixtures.ts";
 import { provisioner } from "./_provision.ts";
-import { order, serversFor } from "./_purchase.ts";
+import { order, provisionAsService, serversFor } from "./_purchase.ts";
 import { startTestStack, type TestStack } from "./_stack.ts";
 
 const SERVERS = "/api/application/servers";
@@ -274,6 +274,86 @@ Deno.test("servers-provision recovers, reconciles and retries", async (t) => {
         } finally {
           await worker.close();
         }
+      },
+    );
+    await t.step(
+      "a stored egg the panel refuses is read afresh and the create retried once",
+      async () => {
+        const orderId = await paidOrder(stack);
+        const [{ nest_id, egg_id }] = await stack.sql`
+          select ptero_nest_id as nest_id, ptero_egg_id as egg_id
+          from public.plans where id = 'mc-java-2gb'`;
+        // The stored copy predates variables the panel's egg now requires.
+        await stack.sql`
+          insert into public.panel_eggs (nest_id, egg_id, name, docker_image, startup, variables)
+          select ${nest_id}, ${egg_id}, 'stale', e.docker_image, e.startup, '[]'::jsonb
+          from (values ('ghcr.io/pterodactyl/yolks:java_21', 'java -jar server.jar'))
+            as e(docker_image, startup)
+          on conflict (nest_id, egg_id) do update set variables = '[]'::jsonb`;
+        const worker = provisioner(stack);
+        try {
+          stack.panel.resetCalls();
+          const result = await worker.provision(orderId);
+          assert.equal(result.status, "installing", String(result.error));
+          assert.deepEqual(creates(stack).map((c) => c.status), [422, 201]);
+          const eggPath = `/api/application/nests/${nest_id}/eggs/${egg_id}`;
+          assert.equal(
+            stack.panel.calls().filter((c) => c.path === eggPath).length,
+            1,
+          );
+          const [stored] = await stack
+            .sql`select variables from public.panel_eggs
+            where nest_id = ${nest_id} and egg_id = ${egg_id}`;
+          assert.ok(stored.variables.length > 0, "the fresh egg is stored");
+          assert.equal(serversFor(stack, orderId).length, 1);
+        } finally {
+          await worker.close();
+        }
+      },
+    );
+
+    await t.step(
+      "two provision calls at once cannot both claim an order: one attempt, one create",
+      async () => {
+        const orderId = await paidOrder(stack);
+        // Hold the order's row while both calls arrive, so both reach the claim.
+        let locked!: () => void;
+        const isLocked = new Promise<void>((resolve) => locked = resolve);
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => release = resolve);
+        const holding = stack.sql.begin(async (tx) => {
+          await tx`select id from public.orders where id = ${orderId} for update`;
+          locked();
+          await released;
+        });
+        await isLocked;
+        stack.panel.resetCalls();
+        const calls = [
+          provisionAsService(stack, orderId),
+          provisionAsService(stack, orderId),
+        ];
+        try {
+          for (let waiting = 0; waiting < 2;) {
+            await new Promise((resolve) => setTimeout(resolve, 10));
+            [{ waiting }] = await stack.sql`select count(*)::int as waiting
+              from pg_stat_activity where application_name = 'servers-provision'
+                and wait_event_type = 'Lock'`;
+          }
+        } finally {
+          release();
+          await holding;
+        }
+        const answers = await Promise.all(calls);
+        for (const answer of answers) {
+          assert.equal(answer.status, 200, JSON.stringify(answer.body));
+        }
+        const attempts = await stack.sql`select message from public.order_events
+          where order_id = ${orderId} and kind = 'provision_attempt'
+            and message like '%started'`;
+        assert.deepEqual(attempts.map((a) => a.message), ["Attempt 1 started"]);
+        assert.equal((await order(stack, orderId)).attempt_count, 1);
+        assert.equal(creates(stack).length, 1);
+        assert.equal(serversFor(stack, orderId).length, 1);
       },
     );
   } finally {

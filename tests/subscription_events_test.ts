@@ -17,14 +17,42 @@ const RETENTION_SECONDS = 14 * 86400;
 async function subscribed(
   stack: TestStack,
   serverName: string,
+  region?: string,
 ): Promise<{ orderId: string; subscriptionId: string }> {
-  const checkout = await purchase(stack, { server_name: serverName });
+  const checkout = await purchase(stack, {
+    server_name: serverName,
+    ...(region ? { region } : {}),
+  });
   const row = await order(stack, checkout.orderId);
   assert.equal(row.status, "installing");
   return {
     orderId: checkout.orderId,
     subscriptionId: row.stripe_subscription_id,
   };
+}
+
+/** A renewal fails and Stripe's retries end with the subscription unpaid. */
+async function dunningEndsUnpaid(
+  stack: TestStack,
+  subscriptionId: string,
+): Promise<void> {
+  await subscriptionControl(stack, subscriptionId, "renew", {
+    outcome: "failed",
+  });
+  await subscriptionControl(stack, subscriptionId, "dunning_exhausted", {
+    result: "unpaid",
+  });
+}
+
+/** The customer's bank disputes the payment; the webhook applies the dispute. */
+async function disputeProcessed(
+  stack: TestStack,
+  subscriptionId: string,
+): Promise<void> {
+  const disputed = await subscriptionControl(stack, subscriptionId, "dispute");
+  assert.deepEqual(await outcomes(stack, disputed.event_ids), [
+    "charge.dispute.created:processed",
+  ]);
 }
 
 /** Posts a signed event as Stripe would deliver it; answers the 200 body. */
@@ -233,12 +261,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         const { orderId, subscriptionId } = await subscribed(stack, "Dunning");
         await stack.sql`update public.orders set status = 'active'
           where id = ${orderId}`;
-        await subscriptionControl(stack, subscriptionId, "renew", {
-          outcome: "failed",
-        });
-        await subscriptionControl(stack, subscriptionId, "dunning_exhausted", {
-          result: "unpaid",
-        });
+        await dunningEndsUnpaid(stack, subscriptionId);
         let row = await order(stack, orderId);
         assert.equal(row.status, "suspended");
         assert.equal(row.panel_target, "suspended");
@@ -274,14 +297,7 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
       "dispute: suspended, not lifted by a later payment",
       async () => {
         const { orderId, subscriptionId } = await subscribed(stack, "Dispute");
-        const disputed = await subscriptionControl(
-          stack,
-          subscriptionId,
-          "dispute",
-        );
-        assert.deepEqual(await outcomes(stack, disputed.event_ids), [
-          "charge.dispute.created:processed",
-        ]);
+        await disputeProcessed(stack, subscriptionId);
         let row = await order(stack, orderId);
         assert.equal(row.status, "suspended");
         assert.equal(row.panel_target, "suspended");
@@ -300,6 +316,36 @@ Deno.test("stripe-webhook follows a subscription's life", async (t) => {
         assert.equal(row.panel_target, "suspended");
         assert.equal(row.suspend_reason, "dispute");
         assert.deepEqual(row.paid_until, periodEnd(renewal.subscription));
+      },
+    );
+
+    await t.step(
+      "a dispute on an order suspended for non-payment makes it a dispute suspension: paying the overdue invoice does not lift it",
+      async () => {
+        // Another region: eu-west's room is for the steps below.
+        const { orderId, subscriptionId } = await subscribed(
+          stack,
+          "Both",
+          "us-east",
+        );
+        await dunningEndsUnpaid(stack, subscriptionId);
+        let row = await order(stack, orderId);
+        assert.equal(row.suspend_reason, "billing");
+        await disputeProcessed(stack, subscriptionId);
+        row = await order(stack, orderId);
+        assert.equal(row.status, "suspended");
+        assert.equal(row.suspend_reason, "dispute");
+
+        await subscriptionControl(stack, subscriptionId, "recover");
+        row = await order(stack, orderId);
+        assert.equal(row.subscription_status, "active");
+        assert.equal(row.status, "suspended");
+        assert.equal(row.panel_target, "suspended");
+        assert.equal(row.suspend_reason, "dispute");
+        const server = stack.panel.state().servers.find((s) =>
+          s.id === row.pterodactyl_server_id
+        );
+        assert.equal(server?.status, "suspended");
       },
     );
 

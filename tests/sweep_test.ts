@@ -8,6 +8,7 @@ import {
   panelCalls,
   seedServers,
   serverOf,
+  suspendByAdmin,
   sweeper,
 } from "./_sweep.ts";
 
@@ -260,6 +261,141 @@ Deno.test("the sweep follows orders after payment: installs, removals, retries",
       },
     );
   } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("the sweep's comparison with the panel: changes by hand, shifting pages, its budget", async (t) => {
+  const stack = await startTestStack();
+  stack.panel.configure({ installDelayMs: 3_600_000 });
+  const s = sweeper(stack);
+  /** An order bought and paid, its server installed and the order active. */
+  const active = async () => {
+    const { orderId } = await purchase(stack, { plan_id: "mc-java-2gb" });
+    const { pterodactyl_server_id: serverId } = await order(stack, orderId);
+    await finishInstalls(stack, { server_id: serverId });
+    await s.converge(orderId);
+    await s.job("servers");
+    assert.equal((await order(stack, orderId)).status, "active");
+    return { orderId, serverId: serverId as number };
+  };
+  try {
+    await t.step(
+      "a suspended server unsuspended by hand is suspended again; one deleted by hand is an error with an alert",
+      async () => {
+        const unsuspended = await active();
+        const deleted = await active();
+        for (const { orderId } of [unsuspended, deleted]) {
+          await suspendByAdmin(stack, s, orderId);
+          assert.deepEqual(await s.converge(orderId), ["suspended"]);
+        }
+        // An admin unsuspends one in the panel, and deletes the other.
+        const res = await fetch(
+          `${stack.panel.url}/api/application/servers/${unsuspended.serverId}/unsuspend`,
+          {
+            method: "POST",
+            headers: {
+              Authorization: `Bearer ${stack.keys.panelApiKey}`,
+              Accept: "application/json",
+            },
+          },
+        );
+        assert.equal(res.status, 204, await res.text());
+        assert.equal(serverOf(stack, unsuspended.orderId).status, null);
+        await deleteByHand(stack, deleted.serverId);
+
+        const summary = await s.sweep();
+        assert.equal(summary.outcomes["server.drift"], 1);
+        assert.equal(summary.outcomes["server.missing"], 1);
+        assert.equal(serverOf(stack, unsuspended.orderId).status, "suspended");
+        assert.equal(
+          (await order(stack, unsuspended.orderId)).status,
+          "suspended",
+        );
+        const gone = await order(stack, deleted.orderId);
+        assert.equal(gone.status, "error");
+        assert.equal(gone.panel_state, "missing");
+        assert.deepEqual(
+          (await events(stack, deleted.orderId, "alert")).map((e) => e.message),
+          ["Server missing on the panel"],
+        );
+      },
+    );
+
+    await t.step(
+      "a server that shifted out of the listed pages is looked up by its external id, not called missing",
+      async () => {
+        // Our server becomes the first of the list's second page.
+        const before = stack.panel.state().servers.length;
+        const seeded = await seedServers(stack, {
+          count: 100 - before,
+          node: 1,
+          status: null,
+        });
+        const { orderId } = await active();
+        const index = stack.panel.state().servers.findIndex((server) =>
+          server.external_id === orderId
+        );
+        assert.equal(index, 100);
+        // While the second page is on its way, a server of the first is deleted: the
+        // list shifts and ours is on neither page as read.
+        stack.panel.addFault({
+          method: "GET",
+          path: "/api/application/servers",
+          latencyMs: 300,
+          times: 2,
+        });
+        stack.panel.resetCalls();
+        const job = s.job("servers");
+        const listed = () =>
+          stack.panel.calls().filter((c) =>
+            c.method === "GET" && c.path === "/api/application/servers"
+          ).length;
+        while (listed() < 2) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        await deleteByHand(stack, seeded[0]);
+        const outcomes = await job;
+        assert.equal(outcomes["server.missing"], undefined);
+        assert.ok(
+          panelCalls(stack).includes(
+            `GET /api/application/servers/external/${orderId}`,
+          ),
+          panelCalls(stack).join("\n"),
+        );
+        const row = await order(stack, orderId);
+        assert.equal(row.status, "active");
+        assert.equal(row.panel_state, "installed");
+      },
+    );
+
+    await t.step(
+      "once its budget is spent the sweep stops comparing orders with the panel",
+      async () => {
+        const ids: string[] = [];
+        for (let i = 0; i < 3; i++) {
+          const { orderId } = await purchase(stack, { plan_id: "mc-java-2gb" });
+          ids.push(orderId);
+        }
+        await finishInstalls(stack);
+        // The budget allows one comparison.
+        let allowed = 1;
+        const outcomes = await s.job("servers", () => allowed-- > 0);
+        assert.equal(outcomes["install.active"], 1);
+        const statuses = await Promise.all(
+          ids.map(async (id) => (await order(stack, id)).status),
+        );
+        assert.deepEqual(statuses.sort(), [
+          "active",
+          "installing",
+          "installing",
+        ]);
+        // The next sweep goes on where this one stopped.
+        assert.equal((await s.job("servers"))["install.active"], 2);
+      },
+    );
+  } finally {
+    await s.close();
     await stack.close();
   }
 });

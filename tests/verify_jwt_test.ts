@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { exportJWK, generateKeyPair, importJWK, SignJWT } from "jose";
 import { FUNCTIONS, readVerifyJwt } from "../local/functions.ts";
+import { FUNCTIONS as SERVICE_FUNCTIONS } from "../supabase/functions/_shared/manifest.ts";
 import { signJwt, userAccessToken } from "../local/keys.ts";
 import { postAsUser } from "../local/token.ts";
 import { errorCode, footprint, post } from "./_fixtures.ts";
@@ -179,6 +180,70 @@ Deno.test("a token of another issuer or audience, or without a subject, is 401",
           );
           assert.equal(res.status, 200, JSON.stringify(res.body));
         }
+      },
+    );
+  } finally {
+    await stack.close();
+  }
+});
+
+Deno.test("a service-only function refuses service claims under a forged signature", async (t) => {
+  const stack = await startTestStack();
+  try {
+    const [header, payload] = stack.keys.serviceRoleKey.split(".");
+    const claims = JSON.parse(
+      atob(payload.replaceAll("-", "+").replaceAll("_", "/")),
+    );
+    const other = await generateKeyPair("ES256", { extractable: true });
+    const kid = String(stack.keys.privateJwk.kid);
+    const tokens: Record<string, string> = {
+      "the service_role key's claims signed by another key": await new SignJWT(
+        claims,
+      ).setProtectedHeader({ alg: "ES256", typ: "JWT", kid }).sign(
+        other.privateKey,
+      ),
+      "the service_role key with its signature replaced":
+        `${header}.${payload}.${base64url("not the signature")}`,
+      "the service_role key without a signature": `${header}.${payload}.`,
+      "service claims under alg none": `${
+        base64url({ alg: "none", typ: "JWT" })
+      }.${payload}.`,
+      "service claims HS256-signed with the anon key": await new SignJWT(claims)
+        .setProtectedHeader({ alg: "HS256", typ: "JWT" })
+        .sign(new TextEncoder().encode(stack.keys.anonKey)),
+    };
+    const service = Object.entries(SERVICE_FUNCTIONS).filter(([, f]) =>
+      f.caller === "service"
+    ).map(([name]) => name);
+    assert.ok(service.includes("servers-provision"));
+    const orderId = crypto.randomUUID();
+    const before = await footprint(stack);
+    stack.panel.resetCalls();
+    for (const name of service) {
+      for (const [label, token] of Object.entries(tokens)) {
+        await t.step(`${name}: ${label}`, async () => {
+          const variants: Record<string, string>[] = [
+            { Authorization: `Bearer ${token}` },
+            { Authorization: `Bearer ${token}`, apikey: token },
+          ];
+          for (const headers of variants) {
+            const res = await post(
+              stack,
+              name,
+              JSON.stringify({ order_id: orderId, query: orderId }),
+              headers,
+            );
+            assert.equal(res.status, 403, JSON.stringify(res.body));
+            assert.equal(errorCode(res.body), "forbidden");
+          }
+        });
+      }
+    }
+    await t.step(
+      "nothing was written and the panel was not called",
+      async () => {
+        assert.deepEqual(await footprint(stack), before);
+        assert.deepEqual(stack.panel.calls(), []);
       },
     );
   } finally {

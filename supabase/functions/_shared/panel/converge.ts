@@ -233,6 +233,7 @@ export async function convergeLeased(
   } catch (error) {
     if (error instanceof PanelError && error.status === 404) {
       await applyObservation(deps, order.id, null, { actor });
+      await settleMissing(deps, order, actor);
       return "missing";
     }
     if (!(error instanceof PanelError || error instanceof DomainError)) {
@@ -262,6 +263,28 @@ export async function convergeLeased(
   }
   if (action === "delete") return forced ? "forced_delete" : "deleted";
   return action === "suspend" ? "suspended" : "unsuspended";
+}
+
+/**
+ * A server the panel no longer has is not acted on again: its action is no longer due
+ * (not retried at every lease's end), until a server is recorded on the order again.
+ */
+async function settleMissing(
+  deps: ConvergeDeps,
+  order: Order,
+  actor: string,
+): Promise<void> {
+  await deps.sql.begin(async (tx) => {
+    const fresh = await readOrder(tx, order.id, { lock: true });
+    if (
+      fresh?.panel_state !== "missing" ||
+      fresh.pterodactyl_server_id !== order.pterodactyl_server_id
+    ) return;
+    await changeOrder(tx, order.id, {
+      set: { panel_action_due_at: null, panel_action_attempts: 0 },
+      actor,
+    });
+  });
 }
 
 const MIB = 1024 * 1024;

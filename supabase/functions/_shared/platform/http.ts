@@ -51,15 +51,29 @@ const STATUS_OF: Record<DomainErrorKind, number> = {
   upstream: 502,
 };
 
-/** The status a thrown error answers with (500 for anything unknown). */
+/**
+ * The status a thrown error answers with: 503 for a database that is unreachable or
+ * overloaded, 500 for anything else unknown.
+ */
 export function statusOf(error: unknown): number {
   if (error instanceof HttpError) return error.status;
   if (error instanceof DomainError) return STATUS_OF[error.kind];
+  if (isTransientDbError(error)) return 503;
   return 500;
 }
 
-/** The reply for an error: known ones as they ask, anything else a logged 500. */
+/**
+ * The reply for an error: known ones as they ask, a database refusing, resetting or
+ * closing the connection a logged 503 `temporarily_unavailable` (worth a retry),
+ * anything else a logged 500.
+ */
 export function errorResponse(error: unknown, log: Logger): Response {
+  if (isTransientDbError(error)) {
+    log.error("Database unavailable", { error });
+    return json({
+      error: { code: "temporarily_unavailable", message: "Try again later" },
+    }, 503);
+  }
   if (error instanceof HttpError || error instanceof DomainError) {
     const status = statusOf(error);
     if (status >= 500) {

@@ -40,3 +40,40 @@ Deno.test("a Date under a secret-looking key is still redacted", () => {
   });
   assert.equal(out.lines[0].token_expires, "[redacted]");
 });
+
+Deno.test("values under secret-looking keys are redacted, nested and in lists too", () => {
+  const out = capture();
+  const secrets = {
+    authorization: "Bearer eyJhbGciOi.x.y",
+    Authorization: "Basic dXNlcjpwYXNz",
+    token: "tok_1",
+    access_token: "tok_2",
+    password: "hunter2",
+    api_key: "ptla_abc",
+    apiKey: "ptlc_abc",
+    apikey: "sb_secret_abc",
+    signature: "t=1,v1=abc",
+    "Stripe-Signature": "t=2,v1=def",
+    client_secret: "cs_secret",
+  };
+  createLogger({}, { write: out.write }).info("request", {
+    ...secrets,
+    headers: { ...secrets },
+    attempts: [{ password: "hunter3", order_id: "o-1" }],
+    order_id: "o-1",
+  });
+  const [line] = out.lines;
+  const text = JSON.stringify(line);
+  for (const [key, value] of Object.entries(secrets)) {
+    assert.equal(line[key], "[redacted]", key);
+    assert.equal((line.headers as Record<string, unknown>)[key], "[redacted]");
+    assert.ok(!text.includes(value), `${key}: ${value} leaked`);
+  }
+  assert.ok(!text.includes("hunter3"));
+  // Keys that only look ordinary keep their values.
+  assert.equal(line.order_id, "o-1");
+  assert.deepEqual(line.attempts, [{
+    password: "[redacted]",
+    order_id: "o-1",
+  }]);
+});

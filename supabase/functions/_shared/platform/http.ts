@@ -69,6 +69,7 @@ export function statusOf(error: unknown): number {
  */
 export function errorResponse(error: unknown, log: Logger): Response {
   if (isTransientDbError(error)) {
+    // Postgres restarting or out of connections: the caller may try again shortly.
     log.error("Database unavailable", { error });
     return json({
       error: { code: "temporarily_unavailable", message: "Try again later" },
@@ -87,13 +88,6 @@ export function errorResponse(error: unknown, log: Logger): Response {
       { error: { code: error.code, message: error.message, ...error.details } },
       status,
     );
-  }
-  if (isTransientDbError(error)) {
-    // Postgres restarting or out of connections: the caller may try again shortly.
-    log.error("Database unavailable", { error });
-    return json({
-      error: { code: "temporarily_unavailable", message: "Try again later" },
-    }, 503);
   }
   log.error("Unhandled error", { error });
   return json({

@@ -338,14 +338,17 @@ export const MALFORMED_BODIES: readonly (readonly [string, string])[] = [
   ["not json", "invalid_json"],
 ];
 
+/** The flags the test runtime needs in a child Deno (its own lock file on Deno 2.1). */
+export function testDenoFlags(): string[] {
+  return (Deno.env.get("TEST_DENO_FLAGS") ?? "").split(" ").filter(Boolean);
+}
+
 /**
  * Arguments to run a script in a child Deno like the tests' own: `npm run test:edge`
  * passes Deno 2.1's flags (its own lock file) in TEST_DENO_FLAGS.
  */
 export function denoRunArgs(script: string | URL, ...more: string[]): string[] {
-  const flags = (Deno.env.get("TEST_DENO_FLAGS") ?? "").split(" ").filter(
-    Boolean,
-  );
+  const flags = testDenoFlags();
   const path = script instanceof URL ? script.pathname : script;
   return ["run", "-A", ...flags, ...more, path];
 }

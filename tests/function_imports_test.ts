@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { FUNCTIONS, type Sdk } from "../supabase/functions/_shared/manifest.ts";
+import { testDenoFlags } from "./_fixtures.ts";
 
 /** The module graph `deno info --json` reports for a file. */
 interface ModuleGraph {
@@ -10,7 +11,8 @@ interface ModuleGraph {
 async function sdksLoaded(fn: string): Promise<string[]> {
   const path = new URL(`../supabase/functions/${fn}/index.ts`, import.meta.url);
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", path.href],
+    // The runtime's own lock flags (Deno 2.1 reads its own lock file, not deno.lock).
+    args: ["info", ...testDenoFlags(), "--json", path.href],
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -154,6 +154,9 @@ export async function readBody(req: Request, limit: number): Promise<string> {
     throw payloadTooLarge(limit);
   }
   if (!req.body) return "";
+  // A declared length within the limit is held to by the server (a body longer than
+  // its Content-Length is cut there): the runtime's own reader is the fastest.
+  if (declared !== null && /^\d+$/.test(declared)) return await req.text();
   const reader = req.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;

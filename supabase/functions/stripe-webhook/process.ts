@@ -20,6 +20,7 @@ import { carryOutSubscriptionCancel } from "../_shared/stripe/subscription_cance
 import { ACTOR, type Applied, type ApplyDeps, applyEvent } from "./apply.ts";
 import { readStripeFacts, type StripeFacts, StripeRefusal } from "./read.ts";
 import { parseShopEvent, type ShopEvent } from "./schemas.ts";
+import { isHandledEventType } from "../_shared/manifest.ts";
 
 /** What processing an event needs. */
 export interface ProcessDeps extends ApplyDeps {
@@ -88,13 +89,7 @@ const SUSPECT_ESCAPE = /\\u(?:0000|d[89a-f])/i;
  * parsed by its schema, every string well formed), or says why it is not one. The
  * body is parsed once; only a body with a suspect escape is copied and cleaned.
  */
-function parseEvent(body: string): ParsedEvent {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(body);
-  } catch {
-    return { ok: false, problem: "the body is not JSON" };
-  }
+function parseEvent(body: string, raw: unknown): ParsedEvent {
   const clean = !SUSPECT_ESCAPE.test(body);
   const json = clean ? raw : wellFormedJson(raw);
   const named = json as { id?: unknown; type?: unknown } | null;
@@ -237,14 +232,28 @@ export async function processEvent(
   body: string,
   options: ProcessOptions,
 ): Promise<Processed> {
-  const parsed = parseEvent(body);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(body);
+  } catch {
+    return await recordInvalid(deps, body, {
+      ok: false,
+      problem: "the body is not JSON",
+    }, options);
+  }
+  // A copy of an event the shop acts on, recorded already, costs this one statement
+  // and no log line, before its object is read: it changes nothing.
+  const named = raw as { id?: unknown; type?: unknown } | null;
+  if (
+    typeof named?.id === "string" && typeof named.type === "string" &&
+    isHandledEventType(named.type) && await isRecorded(deps.sql, named.id)
+  ) return { duplicate: true };
+  const parsed = parseEvent(body, raw);
   if (!parsed.ok) return await recordInvalid(deps, body, parsed, options);
   const event = parsed.event;
   if (event.type === "other") {
     return await recordIgnored(deps.sql, event, parsed.payload, options.via);
   }
-  // A duplicate costs this one statement and no log line: it changes nothing.
-  if (await isRecorded(deps.sql, event.id)) return { duplicate: true };
   const log = deps.log.child({ event_id: event.id, event_type: event.name });
   // Read first, outside any transaction; then lock and decide on the locked row.
   let facts: StripeFacts;

@@ -214,6 +214,9 @@ async function recordIgnored(
     : { duplicate: false, outcome: "ignored", orderId: null };
 }
 
+/** An id as Stripe makes them (anything else is left to the event's schema). */
+const STRIPE_ID = /^[\x21-\x7e]{1,255}$/;
+
 /** Whether the event is recorded already (its Stripe reads are then skipped). */
 async function isRecorded(sql: Sql, eventId: string): Promise<boolean> {
   const rows = await sql`select 1 from public.stripe_events_log
@@ -245,8 +248,9 @@ export async function processEvent(
   // and no log line, before its object is read: it changes nothing.
   const named = raw as { id?: unknown; type?: unknown } | null;
   if (
-    typeof named?.id === "string" && typeof named.type === "string" &&
-    isHandledEventType(named.type) && await isRecorded(deps.sql, named.id)
+    typeof named?.id === "string" && STRIPE_ID.test(named.id) &&
+    typeof named.type === "string" && isHandledEventType(named.type) &&
+    await isRecorded(deps.sql, named.id)
   ) return { duplicate: true };
   const parsed = parseEvent(body, raw);
   if (!parsed.ok) return await recordInvalid(deps, body, parsed, options);

@@ -112,10 +112,13 @@ const SyncRequest = z.strictObject({
 });
 
 /** What a customer sees of their latest plan change: one on its way, or a recent end. */
-function planChangeOf(change: PlanChange | undefined): PlanChangeView | null {
+function planChangeOf(
+  change: PlanChange | undefined,
+  now: Date,
+): PlanChangeView | null {
   if (!change) return null;
   const recent = change.settled_at === null ||
-    Date.now() - change.settled_at.getTime() < 7 * 86_400_000;
+    now.getTime() - change.settled_at.getTime() < 7 * 86_400_000;
   return recent ? planChangeView(change) : null;
 }
 
@@ -357,7 +360,7 @@ export function createSyncHandler(deps: SyncDeps): Handler {
         paid_until: order.paid_until?.toISOString() ?? null,
         cancel_at_period_end: order.cancel_at_period_end,
         cancel_at: order.cancel_at?.toISOString() ?? null,
-        plan_change: planChangeOf(changes.get(order.id)),
+        plan_change: planChangeOf(changes.get(order.id), now()),
         suspend_reason: order.suspend_reason,
         delete_at: order.delete_at?.toISOString() ?? null,
       });

@@ -23,7 +23,12 @@ import type { Sql, Tx } from "../platform/db.ts";
 import { DomainError, HttpError } from "../platform/errors.ts";
 import type { Logger } from "../platform/log.ts";
 import { lockRegionRooms, type Term } from "../orders/catalog.ts";
-import { type Order, type OrderLimits, readOrder } from "../orders/orders.ts";
+import {
+  type Order,
+  type OrderLimits,
+  readOrder,
+  recordOrderEvent,
+} from "../orders/orders.ts";
 import {
   applyPlanChange,
   createPlanChange,
@@ -407,9 +412,13 @@ async function recordIntent(
         "A plan change of this server is already on its way",
       );
     }
-    await movePlanChange(tx, change, {
-      from: ["requested"],
-      to: "requested",
+    await recordOrderEvent(tx, order.id, {
+      kind: "plan_change",
+      detail: {
+        change_id: change.id,
+        status: change.status,
+        kind: change.kind,
+      },
       actor,
       message: quote.kind === "upgrade"
         ? `Upgrade from ${order.plan_id} to ${quote.target.plan.id} requested: ${quote.amountDue} ${quote.currency} due now${
@@ -499,13 +508,12 @@ async function carryOnUpgrade(
   change: PlanChange,
   order: Order,
   actor: string,
+  known: SubscriptionItem | null,
 ): Promise<CarryOutcome> {
   let result;
   try {
-    const item = await readSubscriptionItem(
-      deps.stripe,
-      order.stripe_subscription_id!,
-    );
+    const item = known ??
+      await readSubscriptionItem(deps.stripe, order.stripe_subscription_id!);
     result = await upgradeSubscription(deps.stripe, {
       subscriptionId: item.subscriptionId,
       itemId: item.itemId,
@@ -564,14 +572,13 @@ async function carryOnDowngrade(
   change: PlanChange,
   order: Order,
   actor: string,
+  known: SubscriptionItem | null,
 ): Promise<CarryOutcome> {
   let scheduleId: string;
   let item: SubscriptionItem;
   try {
-    item = await readSubscriptionItem(
-      deps.stripe,
-      order.stripe_subscription_id!,
-    );
+    item = known ??
+      await readSubscriptionItem(deps.stripe, order.stripe_subscription_id!);
     scheduleId = await scheduleDowngrade(deps.stripe, {
       subscriptionId: item.subscriptionId,
       scheduleId: change.stripe_schedule_id ?? item.scheduleId,
@@ -610,11 +617,15 @@ async function carryOnDowngrade(
   });
 }
 
-/** Carries one `requested` change on (the customer's request, or the sweep's retry). */
+/**
+ * Carries one `requested` change on: the customer's request (with the subscription its
+ * quote just read), or the sweep's retry (which reads it afresh).
+ */
 async function carryOn(
   deps: PlanChangeDeps,
   change: PlanChange,
   actor: string,
+  known: SubscriptionItem | null = null,
 ): Promise<CarryOutcome> {
   const order = await readOrder(deps.sql, change.order_id);
   if (!order?.stripe_subscription_id) {
@@ -626,8 +637,8 @@ async function carryOn(
     );
   }
   return change.kind === "upgrade"
-    ? await carryOnUpgrade(deps, change, order, actor)
-    : await carryOnDowngrade(deps, change, order, actor);
+    ? await carryOnUpgrade(deps, change, order, actor, known)
+    : await carryOnDowngrade(deps, change, order, actor, known);
 }
 
 /** Records the quoted change and carries it on; answers the change as it is then. */
@@ -637,7 +648,7 @@ export async function requestPlanChange(
   actor: string,
 ): Promise<{ change: PlanChange; outcome: CarryOutcome }> {
   const change = await recordIntent(deps, quote, actor);
-  const outcome = await carryOn(deps, change, actor);
+  const outcome = await carryOn(deps, change, actor, quote.item);
   const now = await readPlanChange(deps.sql, change.id);
   return { change: now ?? change, outcome };
 }

@@ -8,7 +8,7 @@ import { webhookFromEnv } from "../supabase/functions/stripe-webhook/handler.ts"
 import { ConfigError } from "../supabase/functions/_shared/platform/errors.ts";
 import { errorCode, invoke, post } from "./_fixtures.ts";
 import { completeCheckout, openCheckout, order } from "./_purchase.ts";
-import { startTestStack, type TestStack } from "./_stack.ts";
+import { startTestStack, type TestStack, type TestUser } from "./_stack.ts";
 
 const KEY_VARIABLES = [
   "SUPABASE_ANON_KEY",
@@ -57,6 +57,9 @@ for (const mode of KEY_MODES) {
   Deno.test(`API keys "${mode}": a purchase reaches provisioning and service-only stays service-only`, async (t) => {
     const recorder = recordProvisionCalls();
     const stack = await startTestStack({ keyMode: mode });
+    let bought:
+      | { orderId: string; client: TestUser["client"] }
+      | undefined;
     try {
       const keys = stack.keys;
       await t.step(
@@ -81,6 +84,7 @@ for (const mode of KEY_MODES) {
             global: { headers: { Authorization: `Bearer ${buyer.token}` } },
           });
           const checkout = await openCheckout(stack, {}, { ...buyer, client });
+          bought = { orderId: checkout.orderId, client };
           await completeCheckout(stack, checkout.sessionId);
           await stack.idle();
           const row = await order(stack, checkout.orderId);
@@ -105,6 +109,40 @@ for (const mode of KEY_MODES) {
             assert.equal(handoff.get("apikey"), keys.secretKey);
             assert.ok(!handoff.get("Authorization")?.includes(keys.secretKey));
           }
+        },
+      );
+
+      await t.step(
+        "plan changes and the billing portal with the mode's keys",
+        async () => {
+          assert.ok(bought);
+          const preview = {
+            order_id: bought.orderId,
+            plan_id: "mc-java-8gb",
+            preview: true,
+          };
+          const mine = await invoke(
+            bought.client,
+            "change-server-plan",
+            preview,
+          );
+          assert.equal(mine.status, 200, JSON.stringify(mine.body));
+          const portal = await invoke(
+            bought.client,
+            "create-billing-portal-session",
+            { order_id: bought.orderId },
+          );
+          assert.equal(portal.status, 200, JSON.stringify(portal.body));
+          // An admin previews any order with this mode's service key.
+          const admin = await post(
+            stack,
+            "change-server-plan",
+            JSON.stringify(preview),
+            mode === "legacy"
+              ? { Authorization: `Bearer ${keys.serviceRoleKey}` }
+              : { apikey: keys.secretKey },
+          );
+          assert.equal(admin.status, 200, JSON.stringify(admin.body));
         },
       );
 
